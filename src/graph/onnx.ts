@@ -1,0 +1,91 @@
+/**
+ * Emit an IR Graph as an ONNX ModelProto (opset 18), written with the
+ * hand-rolled protobuf encoder. Field numbers follow onnx/onnx.proto.
+ */
+import { Attr, Dim, Graph, Node, onnxTypeCode, Value } from './ir';
+import { Msg } from './protobuf';
+
+export const OPSET = 18;
+const IR_VERSION = 8;
+
+export function toOnnx(g: Graph): Uint8Array {
+  const model = new Msg()
+    .int(1, IR_VERSION)
+    .string(2, 'factlens')
+    .message(7, graphProto(g, live(g)))
+    .message(8, new Msg().string(1, '').int(2, OPSET));
+  return model.finish();
+}
+
+/** The nodes and graph inputs that the outputs depend on (dead code is dropped). */
+export function live(g: Graph): { nodes: Set<Node>; inputs: Value[] } {
+  const needed = new Set<number>(g.outputs.map((o) => o.value.id));
+  const nodes = new Set<Node>();
+  for (let i = g.nodes.length - 1; i >= 0; i--) {
+    const n = g.nodes[i];
+    if (!n.outputs.some((o) => needed.has(o.id))) continue;
+    nodes.add(n);
+    for (const v of n.inputs) if (v) needed.add(v.id);
+    for (const a of Object.values(n.attrs)) if (a instanceof Graph) for (const id of capturedIds(a)) needed.add(id);
+  }
+  return { nodes, inputs: g.inputs.filter((v) => needed.has(v.id)) };
+}
+
+function capturedIds(body: Graph): number[] {
+  const ids: number[] = [];
+  for (const n of body.nodes) {
+    for (const v of n.inputs) if (v?.captured) ids.push(v.id);
+    for (const a of Object.values(n.attrs)) if (a instanceof Graph) ids.push(...capturedIds(a));
+  }
+  return ids;
+}
+
+function graphProto(g: Graph, keep?: { nodes: Set<Node>; inputs: Value[] }): Msg {
+  const m = new Msg();
+  const nodes = keep ? g.nodes.filter((n) => keep.nodes.has(n)) : g.nodes;
+  const inputs = keep ? keep.inputs : g.inputs;
+  nodes.forEach((n, i) => {
+    const node = new Msg();
+    for (const inp of n.inputs) node.string(1, inp ? inp.name : '');
+    for (const out of n.outputs) node.string(2, out.name);
+    node.string(3, `${n.op}_${i}`);
+    node.string(4, n.op);
+    for (const [name, a] of Object.entries(n.attrs)) node.message(5, attrProto(name, a));
+    m.message(1, node);
+  });
+  m.string(2, g.name);
+  for (const c of g.constants) m.message(5, tensorProto(c.value.name, c.value.shape as number[], c.data));
+  for (const v of inputs) m.message(11, valueInfo(v.name, v));
+  for (const o of g.outputs) m.message(12, valueInfo(o.name, o.value));
+  return m;
+}
+
+function attrProto(name: string, a: Attr): Msg {
+  const m = new Msg().string(1, name);
+  if (typeof a === 'number') return m.int(3, a).int(20, 2);
+  if (typeof a === 'string') return m.string(4, a).int(20, 3);
+  if (Array.isArray(a)) return m.packedInts(8, a).int(20, 7);
+  if (a instanceof Graph) return m.message(6, graphProto(a)).int(20, 5);
+  if ('float' in a) return m.float(2, a.float).int(20, 1);
+  return m.packedFloats(7, a.floats).int(20, 6);
+}
+
+function tensorProto(name: string, dims: number[], data: Float32Array | BigInt64Array): Msg {
+  const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return new Msg()
+    .packedInts(1, dims)
+    .int(2, data instanceof BigInt64Array ? 7 : 1)
+    .string(8, name)
+    .bytes(9, raw);
+}
+
+function valueInfo(name: string, v: Value): Msg {
+  const shape = new Msg();
+  for (const d of v.shape) shape.message(1, dimProto(d));
+  const tensorType = new Msg().int(1, onnxTypeCode(v.dtype)).message(2, shape);
+  return new Msg().string(1, name).message(2, new Msg().message(1, tensorType));
+}
+
+function dimProto(d: Dim): Msg {
+  return typeof d === 'number' ? new Msg().int(1, d) : new Msg().string(2, d);
+}

@@ -1,0 +1,61 @@
+/**
+ * A dense row-major tensor on a typed array: the currency between the
+ * library, ONNX sessions and user code. Views share memory with their source.
+ */
+export type TensorData = Float32Array | BigInt64Array | Uint8Array;
+
+export class Tensor<D extends TensorData = Float32Array> {
+  constructor(
+    readonly data: D,
+    readonly shape: number[],
+  ) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (n !== data.length) throw new Error(`Tensor: shape [${shape}] needs ${n} elements, got ${data.length}`);
+  }
+
+  static zeros(shape: number[]): Tensor {
+    return new Tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
+  }
+
+  static from(values: ArrayLike<number>, shape: number[]): Tensor {
+    return new Tensor(Float32Array.from(values), shape);
+  }
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  /** Elements per index of axis `axis` (the stride of that axis). */
+  stride(axis: number): number {
+    let s = 1;
+    for (let i = axis + 1; i < this.shape.length; i++) s *= this.shape[i];
+    return s;
+  }
+
+  /** A view of the sub-tensor at index i of the first axis. */
+  at(i: number): Tensor<D> {
+    const s = this.stride(0);
+    if (i < 0 || i >= this.shape[0]) throw new Error(`Tensor.at: index ${i} out of range for shape [${this.shape}]`);
+    return new Tensor(this.data.subarray(i * s, (i + 1) * s) as D, this.shape.slice(1));
+  }
+
+  reshape(shape: number[]): Tensor<D> {
+    return new Tensor(this.data, shape);
+  }
+
+  clone(): Tensor<D> {
+    return new Tensor(this.data.slice() as D, [...this.shape]);
+  }
+
+  /** Nested JS arrays (for JSON output and tests). */
+  toNested(): unknown {
+    const rec = (off: number, dim: number): unknown => {
+      if (dim === this.shape.length) return Number(this.data[off]);
+      const s = this.stride(dim);
+      const out: unknown[] = [];
+      for (let i = 0; i < this.shape[dim]; i++) out.push(rec(off + i * s, dim + 1));
+      return out;
+    };
+    return this.shape.length === 0 ? Number(this.data[0]) : rec(0, 0);
+  }
+}
