@@ -274,6 +274,7 @@ export function broadcastShapes(a: Dim[], b: Dim[], op: string): Dim[] {
     const db = i < r - b.length ? 1 : b[i - (r - b.length)];
     if (da === db || db === 1) out.push(da);
     else if (da === 1) out.push(db);
+    else if (typeof da === 'string' || typeof db === 'string') out.push(typeof da === 'number' ? da : db); // symbolic: checked at run time
     else throw new Error(`${op}: cannot broadcast [${a}] with [${b}]`);
   }
   return out;

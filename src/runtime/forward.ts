@@ -1,0 +1,156 @@
+/**
+ * The forward pass with hooks: embedding lookup, each layer as a stage,
+ * then the head at the read-out positions. Hooks see canonical names; a hook
+ * may return a replacement tensor. Everything can be recorded on a tape.
+ */
+import { Tensor } from './tensor';
+import { Batch } from './batch';
+import { ActivationCache } from './cache';
+import { resolveHook } from './hooks';
+import { emptyPlan, runStage, StageHook, StagePlan } from './run-stage';
+import type { Model } from './model';
+import type { Tape } from './tape';
+import { rotaryTables } from '../models/gptneox';
+
+export interface HookContext {
+  name: string; // canonical hook name
+  layer: number | null;
+  batch: Batch;
+}
+export type HookFn = (act: Tensor, ctx: HookContext) => Tensor | void | Promise<Tensor | void>;
+
+/** Per-layer recurrent state of a Mamba model (the step API's carry). */
+export interface MambaState {
+  conv: Tensor[]; // per layer [B,K-1,E]: the last K-1 inputs of the conv
+  ssm: Tensor[]; // per layer [B,E,N]
+}
+
+export interface RunOptions {
+  /** Hooks by name (any accepted spelling); several per name run in order. */
+  hooks?: Array<[string, HookFn]>;
+  /** Hook names whose activations to keep. */
+  cache?: string[];
+  /** Where to compute logits: every position, each row's last real token, or nowhere. */
+  logits?: 'all' | 'last' | 'none';
+  /** Run only layers 0..untilLayer-1 (no head); the residual after them is returned. */
+  untilLayer?: number;
+  /** Record the run for gradients. */
+  tape?: Tape;
+  /** Mamba only: start from this state instead of zeros, and return the final state. */
+  state?: MambaState;
+  returnState?: boolean;
+}
+
+export interface RunResult {
+  logits: Tensor | null; // [B,P,V]
+  cache: ActivationCache;
+  batch: Batch;
+  residual: Tensor; // [B,T,D] residual stream after the last layer run
+  embed: Tensor; // [B,T,D] the embedding output (after hooks): a leaf for gradients
+  state?: MambaState;
+}
+
+export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}): Promise<RunResult> {
+  const L = model.nLayers;
+  const resolve = (n: string) => resolveHook(n, model.arch, L, model.parallelResidual);
+  const cache = new ActivationCache(model.arch, L, model.parallelResidual);
+  const hooks = new Map<string, HookFn[]>();
+  for (const [n, fn] of opts.hooks ?? []) {
+    const c = resolve(n).name;
+    hooks.set(c, [...(hooks.get(c) ?? []), fn]);
+  }
+  const wanted = new Set((opts.cache ?? []).map((n) => resolve(n).name));
+  if (opts.state && model.arch !== 'mamba') throw new Error('state: only Mamba models have a recurrent state');
+
+  const applyHooks = async (name: string, layer: number | null, t: Tensor): Promise<Tensor> => {
+    for (const fn of hooks.get(name) ?? []) {
+      const r = await fn(t, { name, layer, batch });
+      if (r) {
+        if (r.shape.join() !== t.shape.join()) throw new Error(`hook "${name}" returned shape [${r.shape}], expected [${t.shape}]`);
+        opts.tape?.recordReplacement(t, r);
+        t = r;
+      }
+    }
+    if (wanted.has(name)) cache.set(name, t);
+    return t;
+  };
+
+  const embed = await applyHooks('embed', null, model.embed(batch));
+  let resid = embed; // [B,T,D]
+  const until = opts.untilLayer ?? L;
+  if (until < 0 || until > L) throw new Error(`untilLayer ${until} is out of range 0..${L}`);
+  const extra = layerInputs(model, batch, opts.state);
+  const state: MambaState = { conv: [], ssm: [] };
+  for (let l = 0; l < until; l++) {
+    const plan = planFor(`layers.${l}.`, hooks, wanted, batch, l);
+    const res = await runStage(model.layerStage, { resid_pre: resid, ...extra(l) }, (w) => model.weight(`layers.${l}.${w}`), plan, opts.tape);
+    for (const [local, t] of res.reads) cache.set(`layers.${l}.${local}`, t);
+    resid = res.outs.resid_post;
+    if (model.arch === 'mamba') {
+      state.conv.push(res.outs.conv_state);
+      state.ssm.push(res.outs.ssm_state);
+    }
+  }
+  let logits: Tensor | null = null;
+  const mode = opts.logits ?? 'all';
+  if (until === L && mode !== 'none') {
+    const readout = mode === 'all' ? resid : gatherLast(resid, batch, opts.tape); // [B,P,D]
+    const headLocal = model.arch === 'mamba' ? 'norm_f' : 'final_ln';
+    const plan = planFor('', hooks, wanted, batch, null, [headLocal, 'logits']);
+    const res = await runStage(model.headStage, { resid: readout }, (w) => model.weight(w), plan, opts.tape);
+    for (const [local, t] of res.reads) cache.set(local, t);
+    logits = res.outs.logits;
+  }
+  return { logits, cache, batch, residual: resid, embed, state: opts.returnState ? state : undefined };
+}
+
+/** The stage plan for names under `prefix` (a layer) or the given head names. */
+function planFor(prefix: string, hooks: Map<string, HookFn[]>, wanted: Set<string>, batch: Batch, layer: number | null, only?: string[]): StagePlan {
+  const plan = emptyPlan();
+  const local = (n: string) => (prefix ? (n.startsWith(prefix) ? n.slice(prefix.length) : null) : only!.includes(n) ? n : null);
+  for (const [n, fns] of hooks) {
+    const l = local(n);
+    if (l === null) continue;
+    plan.writes.set(l, fns.map((fn): StageHook => (t) => fn(t, { name: n, layer, batch })));
+  }
+  for (const n of wanted) {
+    const l = local(n);
+    if (l !== null) plan.reads.add(l);
+  }
+  if (plan.reads.has('mixer.state')) plan.options.states = true;
+  if (plan.writes.has('mixer.state')) throw new Error('mixer.state is read-only in hooks; patch states with the statePatch option of patchState()');
+  return plan;
+}
+
+/** Architecture-specific activation inputs of layer l. */
+function layerInputs(model: Model, batch: Batch, init?: MambaState): (l: number) => Record<string, Tensor> {
+  const { B, T } = batch;
+  if (model.arch === 'mamba') {
+    const { dInner: E, dState: N, convKernel: K } = model.mambaConfig;
+    const zeroConv = Tensor.zeros([B, K - 1, E]);
+    const zeroSsm = Tensor.zeros([B, E, N]);
+    return (l) => ({ conv_state: init?.conv[l] ?? zeroConv, ssm_state: init?.ssm[l] ?? zeroSsm });
+  }
+  const { cos, sin } = rotaryTables(model.neoxConfig, T);
+  const rd = model.neoxConfig.rotaryDims;
+  const mask = new Float32Array(B * T * T); // [B,1,T,T] additive
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) if (j > i || j >= batch.lengths[b]) mask[(b * T + i) * T + j] = -1e9;
+  }
+  const fixed = { rope_cos: new Tensor(cos, [T, rd]), rope_sin: new Tensor(sin, [T, rd]), attn_mask: new Tensor(mask, [B, 1, T, T]) };
+  return () => fixed;
+}
+
+/** Each row's last real position: [B,T,D] → [B,1,D] (recorded for gradients). */
+function gatherLast(resid: Tensor, batch: Batch, tape?: Tape): Tensor {
+  const [B, T, D] = resid.shape;
+  const out = new Float32Array(B * D); // [B,1,D]
+  for (let b = 0; b < B; b++) out.set(resid.data.subarray((b * T + batch.lengths[b] - 1) * D, (b * T + batch.lengths[b]) * D), b * D);
+  const result = new Tensor(out, [B, 1, D]);
+  tape?.recordJs([resid], [result], ([g]) => {
+    const full = new Float32Array(B * T * D); // [B,T,D]
+    for (let b = 0; b < B; b++) full.set(g!.data.subarray(b * D, (b + 1) * D), (b * T + batch.lengths[b] - 1) * D);
+    return [new Tensor(full, [B, T, D])];
+  });
+  return result;
+}

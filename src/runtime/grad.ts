@@ -1,0 +1,97 @@
+/**
+ * Gradients of a scalar function of the logits with respect to hook
+ * activations and weights: one taped forward pass, one backward pass.
+ */
+import { Batch } from './batch';
+import type { Model, ModelInput } from './model';
+import { RunOptions } from './forward';
+import { Tape } from './tape';
+import { Tensor } from './tensor';
+import { resolveHook } from './hooks';
+
+/** A scalar loss of the logits [B,P,V] and its gradient with respect to them. */
+export type LogitLoss = (logits: Tensor, batch: Batch) => { loss: number; grad: Tensor };
+
+/** Σ over rows and real positions of −log p(next token): the fixtures' loss. */
+export const nextTokenNll: LogitLoss = (logits, batch) => {
+  const [B, T, V] = logits.shape;
+  const grad = new Float32Array(logits.size); // [B,T,V]
+  let loss = 0;
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t + 1 < batch.lengths[b]; t++) {
+      const off = (b * T + t) * V;
+      const target = batch.rows[b][t + 1];
+      const { logZ, probs } = softmaxRow(logits.data, off, V);
+      loss += logZ - logits.data[off + target];
+      grad.set(probs, off);
+      grad[off + target] -= 1;
+    }
+  }
+  return { loss, grad: new Tensor(grad, [B, T, V]) };
+};
+
+/** −Σ_rows log p(target_b) at the read-out position (logits [B,1,V]). */
+export function targetNll(targets: number[]): LogitLoss {
+  return (logits) => {
+    const [B, P, V] = logits.shape;
+    if (P !== 1) throw new Error('targetNll expects logits at one position per row (logits: "last")');
+    const grad = new Float32Array(logits.size);
+    let loss = 0;
+    for (let b = 0; b < B; b++) {
+      const { logZ, probs } = softmaxRow(logits.data, b * V, V);
+      loss += logZ - logits.data[b * V + targets[b]];
+      grad.set(probs, b * V);
+      grad[b * V + targets[b]] -= 1;
+    }
+    return { loss, grad: new Tensor(grad, [B, P, V]) };
+  };
+}
+
+export function softmaxRow(x: Float32Array, off: number, V: number): { logZ: number; probs: Float32Array } {
+  let max = -Infinity;
+  for (let v = 0; v < V; v++) max = Math.max(max, x[off + v]);
+  let sum = 0;
+  for (let v = 0; v < V; v++) sum += Math.exp(x[off + v] - max);
+  const logZ = max + Math.log(sum);
+  const probs = new Float32Array(V);
+  for (let v = 0; v < V; v++) probs[v] = Math.exp(x[off + v] - logZ);
+  return { logZ, probs };
+}
+
+export interface GradientResult {
+  loss: number;
+  /** By the name asked for: hook activations [B,T,...] or weights in PyTorch layout. */
+  grads: Map<string, Tensor>;
+  logits: Tensor;
+}
+
+/**
+ * d loss / d (each name in `wrt`): hook names (any spelling) or canonical
+ * weight names such as "layers.2.mixer.out_proj.weight".
+ */
+export async function gradients(model: Model, input: ModelInput, loss: LogitLoss, wrt: string[], opts: RunOptions = {}): Promise<GradientResult> {
+  const batch = model.batch(input);
+  const tape = new Tape();
+  const captured = new Map<string, Tensor>();
+  const hooks: NonNullable<RunOptions['hooks']> = [...(opts.hooks ?? [])];
+  const targets: { name: string; get: () => Tensor }[] = [];
+  const weightNames = new Set(model.weightNames());
+  for (const name of wrt) {
+    if (weightNames.has(name) || name === 'lm_head.weight' || name === 'embed_out.weight') {
+      const w = model.weight(name);
+      targets.push({ name, get: () => w });
+      continue;
+    }
+    const canonical = resolveHook(name, model.arch, model.nLayers, model.parallelResidual).name;
+    if (canonical.endsWith('mixer.state')) throw new Error('gradients with respect to mixer.state are not supported');
+    // An identity write hook makes the point a segment boundary, so its tensor is a tape leaf.
+    hooks.push([canonical, (t) => void captured.set(canonical, t)]);
+    targets.push({ name, get: () => captured.get(canonical)! });
+  }
+  const res = await model.run(batch, { ...opts, hooks, tape, logits: opts.logits ?? 'all' });
+  if (!res.logits) throw new Error('gradients: the run produced no logits');
+  const { loss: value, grad } = loss(res.logits, batch);
+  const leaves = targets.map((t) => t.get());
+  const gs = await tape.backward(new Map([[res.logits, grad]]), leaves);
+  return { loss: value, grads: new Map(targets.map((t, i) => [t.name, gs[i]])), logits: res.logits };
+}

@@ -1,0 +1,175 @@
+/**
+ * A loaded model: its config, tokenizer, float32 weights (one copy, in JS
+ * typed arrays fed to ONNX sessions zero-copy) and its stage definitions.
+ * An edited model is a view with some weights overridden; the original is
+ * never touched, so restoring an edit is free.
+ */
+import type { MambaConfig, ModelConfig, NeoxConfig } from '../io/config';
+import type { Tokenizer } from '../io/tokenizer';
+import { openCheckpoint } from '../io/checkpoint';
+import { expectedWeights } from '../io/weights';
+import { mambaHeadStage, mambaLayerStage } from '../models/mamba';
+import { neoxHeadStage, neoxLayerStage } from '../models/gptneox';
+import { Batch, makeBatch } from './batch';
+import { runModel, RunOptions, RunResult } from './forward';
+import { StageDef } from './stage';
+import { Tensor } from './tensor';
+import { Arch } from './hooks';
+
+export type ModelInput = string | string[] | number[] | number[][] | Batch;
+
+export class Model {
+  readonly layerStage: StageDef;
+  readonly headStage: StageDef;
+
+  constructor(
+    readonly config: ModelConfig,
+    private readonly base: Map<string, Tensor>,
+    readonly tokenizer: Tokenizer | null = null,
+    readonly name = config.arch,
+    private readonly overrides: Map<string, Tensor> = new Map(),
+  ) {
+    if (config.arch === 'mamba') {
+      this.layerStage = mambaLayerStage(config);
+      this.headStage = mambaHeadStage(config);
+    } else {
+      this.layerStage = neoxLayerStage(config);
+      this.headStage = neoxHeadStage(config);
+    }
+  }
+
+  /** Load a Hugging Face checkpoint directory (config.json + safetensors [+ tokenizer.json]). */
+  static async load(dir: string, opts: { name?: string } = {}): Promise<Model> {
+    const ckpt = openCheckpoint(dir);
+    ckpt.validate();
+    const weights = new Map<string, Tensor>();
+    for (const [name, shape] of expectedWeights(ckpt.config)) {
+      if (!ckpt.has(name)) continue; // tied head: resolved in weight()
+      weights.set(name, new Tensor(ckpt.readFloat32(name), shape));
+    }
+    const tokenizer = ckpt.hasTokenizer() ? ckpt.loadTokenizer() : null;
+    ckpt.close();
+    return new Model(ckpt.config, weights, tokenizer, opts.name ?? dir.split('/').filter(Boolean).pop());
+  }
+
+  get arch(): Arch {
+    return this.config.arch;
+  }
+
+  get nLayers(): number {
+    return this.config.nLayer;
+  }
+
+  get parallelResidual(): boolean {
+    return this.config.arch === 'gpt_neox' ? this.config.parallelResidual : true;
+  }
+
+  get mambaConfig(): MambaConfig {
+    if (this.config.arch !== 'mamba') throw new Error(`${this.name} is a ${this.config.arch} model, not Mamba`);
+    return this.config;
+  }
+
+  get neoxConfig(): NeoxConfig {
+    if (this.config.arch !== 'gpt_neox') throw new Error(`${this.name} is a ${this.config.arch} model, not GPT-NeoX`);
+    return this.config;
+  }
+
+  /** A weight by canonical name (e.g. "layers.3.mixer.out_proj.weight"). */
+  weight(name: string): Tensor {
+    const w = this.overrides.get(name) ?? this.base.get(name);
+    if (w) return w;
+    if (name === 'lm_head.weight' && this.config.tieEmbeddings) return this.weight('embeddings.weight');
+    if (name === 'embed_out.weight' && this.config.tieEmbeddings) return this.weight('embed_in.weight');
+    throw new Error(`${this.name}: no weight "${name}"`);
+  }
+
+  /** Canonical names of every weight. */
+  weightNames(): string[] {
+    return [...this.base.keys()];
+  }
+
+  /** A view of this model with some weights replaced (the original is unchanged). */
+  withWeights(replacements: Map<string, Tensor>): Model {
+    for (const [name, t] of replacements) {
+      const w = this.weight(name);
+      if (w.shape.join() !== t.shape.join()) throw new Error(`withWeights: "${name}" has shape [${w.shape}], replacement has [${t.shape}]`);
+    }
+    const merged = new Map([...this.overrides, ...replacements]);
+    return new Model(this.config, this.base, this.tokenizer, this.name, merged);
+  }
+
+  /** Bytes of float32 weights held. */
+  get weightBytes(): number {
+    let n = 0;
+    for (const t of this.base.values()) n += t.data.byteLength;
+    return n;
+  }
+
+  // ---- tokens ---------------------------------------------------------------
+  private requireTokenizer(): Tokenizer {
+    if (!this.tokenizer) throw new Error(`${this.name} has no tokenizer.json; pass token ids instead of text`);
+    return this.tokenizer;
+  }
+
+  encode(text: string): number[] {
+    return this.requireTokenizer().encode(text);
+  }
+
+  decode(ids: number[]): string {
+    return this.requireTokenizer().decode(ids);
+  }
+
+  /** Each token as its own string (axis labels). */
+  tokenStrings(ids: number[]): string[] {
+    return this.requireTokenizer().tokenStrings(ids);
+  }
+
+  get padId(): number {
+    return this.config.padTokenId ?? this.config.eosTokenId;
+  }
+
+  /** Text(s) or token id row(s) as a right-padded batch. */
+  batch(input: ModelInput): Batch {
+    if (isBatch(input)) return input;
+    const rows: number[][] = typeof input === 'string'
+      ? [this.encode(input)]
+      : input.length && typeof input[0] === 'string'
+        ? (input as string[]).map((s) => this.encode(s))
+        : input.length && Array.isArray(input[0])
+          ? (input as number[][])
+          : [input as number[]];
+    return makeBatch(rows, this.config.vocabSize, this.padId);
+  }
+
+  // ---- running --------------------------------------------------------------
+  /** Token embeddings [B,T,D] (a lookup done in TypeScript). */
+  embed(batch: Batch): Tensor {
+    const W = this.weight(this.arch === 'mamba' ? 'embeddings.weight' : 'embed_in.weight'); // [V,D]
+    const D = this.config.dModel;
+    const out = new Float32Array(batch.B * batch.T * D); // [B,T,D]
+    for (let i = 0; i < batch.ids.length; i++) out.set(W.data.subarray(batch.ids[i] * D, (batch.ids[i] + 1) * D), i * D);
+    return new Tensor(out, [batch.B, batch.T, D]);
+  }
+
+  run(input: ModelInput, opts: RunOptions = {}): Promise<RunResult> {
+    return runModel(this, this.batch(input), opts);
+  }
+
+  /** Logits [B,T,V] (or [B,1,V] with last: true). */
+  async logits(input: ModelInput, opts: { last?: boolean } = {}): Promise<Tensor> {
+    return (await this.run(input, { logits: opts.last ? 'last' : 'all' })).logits!;
+  }
+
+  /** Logits plus the named activations, TransformerLens style. */
+  async runWithCache(input: ModelInput, names: string[], opts: RunOptions = {}): Promise<RunResult> {
+    return this.run(input, { ...opts, cache: [...(opts.cache ?? []), ...names] });
+  }
+
+  async runWithHooks(input: ModelInput, hooks: RunOptions['hooks'], opts: RunOptions = {}): Promise<RunResult> {
+    return this.run(input, { ...opts, hooks: [...(opts.hooks ?? []), ...(hooks ?? [])] });
+  }
+}
+
+function isBatch(x: ModelInput): x is Batch {
+  return typeof x === 'object' && !Array.isArray(x) && 'ids' in x;
+}
