@@ -1,0 +1,194 @@
+/**
+ * A checkpoint directory (config.json + safetensors weights [+ tokenizer.json])
+ * seen through canonical, prefix-free weight names. Tensors stay on disk until
+ * readFloat32 streams one.
+ */
+import fs from 'fs';
+import path from 'path';
+import { CheckpointError } from './errors';
+import { readConfigFile } from './config';
+import { ModelConfig } from './config-types';
+import { SafetensorsFile, TensorInfo } from './safetensors';
+import { openWeightFiles } from './checkpoint-files';
+import { canonicalName, embeddingName, expectedWeights, unembeddingName } from './weights';
+import { isFloatDtype } from './dtypes';
+import { Tokenizer } from './tokenizer';
+
+export interface CheckpointTensorInfo extends TensorInfo {
+  /** Path of the safetensors file holding it. */
+  file: string;
+  /** Its name inside that file, e.g. "backbone.layers.0.norm.weight". */
+  storedName: string;
+}
+
+interface Entry {
+  file: SafetensorsFile;
+  storedName: string;
+}
+
+/** Vocab sizes are commonly rounded up to one of these multiples for GPU efficiency. */
+const VOCAB_PAD_MULTIPLES = [8, 16, 32, 64, 128];
+
+/** Validation lists at most this many problems before summarising. */
+const MAX_LISTED_PROBLEMS = 25;
+
+export class Checkpoint {
+  /** Notes about adjustments made while opening (e.g. vocab padding), for logs. */
+  readonly notes: string[] = [];
+  readonly config: ModelConfig;
+
+  constructor(
+    readonly dir: string,
+    config: ModelConfig,
+    private readonly files: SafetensorsFile[],
+    private readonly entries: Map<string, Entry>,
+    /** Stored names skipped as known buffers (e.g. attention.masked_bias). */
+    readonly ignoredTensors: string[],
+  ) {
+    this.config = adoptPaddedVocab(config, this.entries, this.notes);
+  }
+
+  /** Canonical names of every weight present, in file order. */
+  tensorNames(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  info(name: string): CheckpointTensorInfo {
+    const e = this.entry(name);
+    return { ...e.file.info(e.storedName), file: e.file.path, storedName: e.storedName };
+  }
+
+  /** One weight as float32, streamed from disk (F16/BF16 widened exactly). */
+  readFloat32(name: string): Float32Array {
+    const e = this.entry(name);
+    return e.file.readFloat32(e.storedName);
+  }
+
+  /**
+   * The canonical name of the output (unembedding) matrix [V, D]. With tied
+   * embeddings it is the input embedding, as in transformers, even when the
+   * file also stores lm_head.weight.
+   */
+  outputEmbeddingName(): string {
+    return this.config.tieEmbeddings ? embeddingName(this.config.arch) : unembeddingName(this.config.arch);
+  }
+
+  /** Throws one error listing every missing, misshapen, non-float or unexpected weight. */
+  validate(): void {
+    const expected = expectedWeights(this.config);
+    const problems: string[] = [];
+    for (const [name, shape] of expected) {
+      if (!this.entries.has(name)) problems.push(`missing weight "${name}" ${fmt(shape)}`);
+      else this.checkTensor(name, shape, problems);
+    }
+    const tiedOutput = unembeddingName(this.config.arch);
+    for (const name of this.entries.keys()) {
+      if (expected.has(name)) continue;
+      if (name === tiedOutput && this.config.tieEmbeddings) {
+        // A tied model may still store the output matrix; it must at least have the right shape.
+        this.checkTensor(name, [this.config.vocabSize, this.config.dModel], problems);
+        continue;
+      }
+      const e = this.entries.get(name)!;
+      problems.push(`unexpected tensor "${e.storedName}" in ${e.file.path} (not a ${this.config.arch} weight for this config)`);
+    }
+    if (problems.length === 0) return;
+    const shown = problems.slice(0, MAX_LISTED_PROBLEMS);
+    if (problems.length > shown.length) shown.push(`... and ${problems.length - shown.length} more`);
+    throw new CheckpointError(`${this.dir}: weights do not match config.json (${describeConfig(this.config)}):\n  - ${shown.join('\n  - ')}`);
+  }
+
+  hasTokenizer(): boolean {
+    return fs.existsSync(path.join(this.dir, 'tokenizer.json'));
+  }
+
+  /** The tokenizer stored with the checkpoint. Original state-spaces checkpoints have none: use the GPT-NeoX-20B one. */
+  loadTokenizer(): Tokenizer {
+    if (!this.hasTokenizer()) {
+      throw new CheckpointError(
+        `${this.dir}: no tokenizer.json here; real Mamba and Pythia checkpoints use the GPT-NeoX-20B tokenizer ` +
+          '(Tokenizer.fromDir("data/gpt_neox_20b_tokenizer"))',
+      );
+    }
+    return Tokenizer.fromDir(this.dir);
+  }
+
+  close(): void {
+    for (const f of this.files) f.close();
+  }
+
+  private entry(name: string): Entry {
+    const e = this.entries.get(name);
+    if (e === undefined) throw new CheckpointError(`${this.dir}: no weight named "${name}" (canonical names look like "${this.tensorNames()[0]}")`);
+    return e;
+  }
+
+  private checkTensor(name: string, shape: number[], problems: string[]): void {
+    const t = this.info(name);
+    const where = `"${name}" (stored as "${t.storedName}" in ${t.file})`;
+    if (!sameShape(t.shape, shape)) problems.push(`${where}: shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
+    if (!isFloatDtype(t.dtype)) problems.push(`${where}: dtype ${t.dtype}, expected F32, F16 or BF16`);
+  }
+}
+
+/** Open a checkpoint directory: reads config.json and the safetensors headers, no tensor data. */
+export function openCheckpoint(dir: string): Checkpoint {
+  if (!fs.existsSync(dir)) throw new CheckpointError(`${dir}: checkpoint directory not found`);
+  if (!fs.statSync(dir).isDirectory()) throw new CheckpointError(`${dir}: not a directory; point at the folder holding config.json`);
+  const configPath = path.join(dir, 'config.json');
+  if (!fs.existsSync(configPath)) throw new CheckpointError(`${dir}: no config.json in this checkpoint directory`);
+  const config = readConfigFile(configPath);
+  const { files, location } = openWeightFiles(dir);
+  try {
+    const entries = new Map<string, Entry>();
+    const ignored: string[] = [];
+    for (const [stored, fileName] of location) {
+      const name = canonicalName(stored, config.arch);
+      if (name === null) {
+        ignored.push(stored);
+        continue;
+      }
+      const prev = entries.get(name);
+      if (prev !== undefined) {
+        throw new CheckpointError(`${dir}: "${prev.storedName}" (${prev.file.path}) and "${stored}" (${fileName}) are both weight "${name}"`);
+      }
+      entries.set(name, { file: files.get(fileName)!, storedName: stored });
+    }
+    return new Checkpoint(dir, config, [...files.values()], entries, ignored);
+  } catch (e) {
+    for (const f of files.values()) f.close();
+    throw e;
+  }
+}
+
+/**
+ * Decision on vocab padding: the embedding's row count is the truth when it is
+ * config's vocab rounded up to a multiple of 8..128 (e.g. a config saying 50277
+ * over a 50280-row embedding). Rows beyond the tokenizer are never produced by
+ * it. Any other mismatch is left for validate() to report.
+ */
+function adoptPaddedVocab(config: ModelConfig, entries: Map<string, Entry>, notes: string[]): ModelConfig {
+  const e = entries.get(embeddingName(config.arch));
+  if (e === undefined) return config;
+  const rows = e.file.info(e.storedName).shape[0];
+  const v = config.vocabSize;
+  if (rows === undefined || rows <= v || !VOCAB_PAD_MULTIPLES.some((m) => Math.ceil(v / m) * m === rows)) return config;
+  notes.push(`config vocab_size ${v} is padded to ${rows}, the row count of "${e.storedName}" in ${e.file.path}`);
+  return { ...config, vocabSize: rows };
+}
+
+function describeConfig(c: ModelConfig): string {
+  return `${c.arch}, ${c.nLayer} layers, d_model ${c.dModel}, vocab ${c.vocabSize}`;
+}
+
+function sameShape(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function fmt(shape: number[]): string {
+  return `[${shape.join(', ')}]`;
+}

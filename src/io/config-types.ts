@@ -1,0 +1,46 @@
+/**
+ * The normalised model configuration every other module consumes, whatever
+ * dialect (HF transformers 4.x/5.x, original state-spaces) config.json used.
+ */
+export interface MambaConfig {
+  arch: 'mamba';
+  vocabSize: number;
+  dModel: number;
+  nLayer: number;
+  /** E: width of the SSM branch (expand * dModel). */
+  dInner: number;
+  /** N: state size per channel. */
+  dState: number;
+  /** R: rank of the delta projection. */
+  dtRank: number;
+  /** K: depthwise causal conv width. */
+  convKernel: number;
+  eps: number;
+  /** Bias on in_proj / out_proj. */
+  useBias: boolean;
+  useConvBias: boolean;
+  tieEmbeddings: boolean;
+  eosTokenId: number;
+  padTokenId: number | null;
+}
+
+export interface NeoxConfig {
+  arch: 'gpt_neox';
+  vocabSize: number;
+  dModel: number;
+  nLayer: number;
+  nHead: number;
+  headDim: number;
+  dFF: number;
+  /** Leading dims of each head that get rotary embedding: int(headDim * rotary_pct). */
+  rotaryDims: number;
+  rotaryBase: number;
+  eps: number;
+  parallelResidual: boolean;
+  maxPositions: number;
+  tieEmbeddings: boolean;
+  eosTokenId: number;
+  padTokenId: number | null;
+}
+
+export type ModelConfig = MambaConfig | NeoxConfig;

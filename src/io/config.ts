@@ -1,0 +1,54 @@
+/**
+ * config.json -> ModelConfig. Picks the dialect (HF Mamba, original
+ * state-spaces Mamba, GPT-NeoX 4.x/5.x) and normalises it.
+ */
+import fs from 'fs';
+import { CheckpointError } from './errors';
+import { ConfigFields, show } from './config-fields';
+import { parseHfMamba, parseOriginalMamba } from './config-mamba';
+import { parseNeox } from './config-neox';
+import { ModelConfig } from './config-types';
+
+export type { MambaConfig, NeoxConfig, ModelConfig } from './config-types';
+
+const SUPPORTED =
+  '"mamba" (MambaForCausalLM), "gpt_neox" (GPTNeoXForCausalLM / Pythia), ' +
+  'or an original state-spaces/mamba-* config (d_model, n_layer and no model_type)';
+
+/** `file` is only used in error messages. */
+export function parseConfig(json: unknown, file: string): ModelConfig {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new CheckpointError(`${file}: config must be a JSON object, got ${show(json)}`);
+  }
+  const f = new ConfigFields(file, json as Record<string, unknown>);
+  const modelType = f.raw('model_type');
+  if (modelType === undefined) {
+    if (f.has('d_model') && f.has('n_layer')) return parseOriginalMamba(f);
+    throw new CheckpointError(`${file}: config has no "model_type"; supported: ${SUPPORTED}`);
+  }
+  if (modelType === 'mamba') return parseHfMamba(f);
+  if (modelType === 'gpt_neox') return parseNeox(f);
+  throw new CheckpointError(`${file}: unsupported "model_type" ${show(modelType)}; supported: ${SUPPORTED}`);
+}
+
+/** Read and parse a config.json file. */
+export function readConfigFile(path: string): ModelConfig {
+  return parseConfig(readJsonFile(path, 'config'), path);
+}
+
+/** JSON file -> value, with errors that name the file. */
+export function readJsonFile(path: string, what: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new CheckpointError(`${path}: ${what} file not found`);
+    throw new CheckpointError(`${path}: cannot read ${what} file (${(e as Error).message})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new CheckpointError(`${path}: ${what} file is not valid JSON (${(e as Error).message})`);
+  }
+}

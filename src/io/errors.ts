@@ -1,0 +1,10 @@
+/**
+ * The one error type of src/io. Every message names the file (and, where it
+ * applies, the tensor or config field) so a user can fix the checkpoint.
+ */
+export class CheckpointError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CheckpointError';
+  }
+}

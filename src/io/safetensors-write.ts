@@ -1,0 +1,86 @@
+/**
+ * safetensors writer for float tensors (tests, benchmarks, converted
+ * checkpoints). Writes in bounded chunks: fs.writeFileSync refuses > 2 GiB.
+ */
+import fs from 'fs';
+import { CheckpointError } from './errors';
+import { FloatDtype } from './dtypes';
+import { encodeBf16, encodeF16 } from './half';
+
+export interface WritableTensor {
+  dtype: FloatDtype;
+  shape: number[];
+  /** Row-major values; narrowed to dtype with round-to-nearest-even. */
+  data: Float32Array;
+}
+
+/** Elements converted per write (16 MiB of float32 input). */
+const CHUNK_ELEMENTS = 4 * 1024 * 1024;
+
+export function writeSafetensors(path: string, tensors: Record<string, WritableTensor>, metadata?: Record<string, string>): void {
+  const header: Record<string, unknown> = {};
+  if (metadata !== undefined) {
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== 'string') throw new CheckpointError(`${path}: metadata "${k}" must be a string`);
+    }
+    header.__metadata__ = metadata;
+  }
+  let offset = 0;
+  for (const [name, t] of Object.entries(tensors)) {
+    checkTensor(path, name, t);
+    const bytes = t.data.length * (t.dtype === 'F32' ? 4 : 2);
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  // Pad with spaces so the data block starts 8-byte aligned (the format allows trailing whitespace).
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+  const headerBytes = Buffer.from(json, 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(headerBytes.length));
+
+  const fd = fs.openSync(path, 'w');
+  try {
+    writeAll(fd, len);
+    writeAll(fd, headerBytes);
+    for (const t of Object.values(tensors)) writeTensor(fd, t);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function checkTensor(path: string, name: string, t: WritableTensor): void {
+  const where = `${path}: tensor "${name}"`;
+  if (name === '' || name === '__metadata__') throw new CheckpointError(`${where}: reserved or empty name`);
+  if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') {
+    throw new CheckpointError(`${where}: can only write F32, F16 or BF16, got ${JSON.stringify(t.dtype)}`);
+  }
+  if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new CheckpointError(`${where}: shape [${t.shape.join(', ')}] must be non-negative integers`);
+  }
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  if (n !== t.data.length) throw new CheckpointError(`${where}: shape [${t.shape.join(', ')}] needs ${n} values, data has ${t.data.length}`);
+}
+
+function writeTensor(fd: number, t: WritableTensor): void {
+  if (t.dtype === 'F32') {
+    for (let i = 0; i < t.data.length; i += CHUNK_ELEMENTS) {
+      const part = t.data.subarray(i, Math.min(i + CHUNK_ELEMENTS, t.data.length));
+      writeAll(fd, new Uint8Array(part.buffer, part.byteOffset, part.byteLength));
+    }
+    return;
+  }
+  const scratch = new Uint16Array(Math.min(CHUNK_ELEMENTS, t.data.length));
+  for (let i = 0; i < t.data.length; i += scratch.length) {
+    const part = t.data.subarray(i, Math.min(i + scratch.length, t.data.length));
+    const out = scratch.subarray(0, part.length);
+    if (t.dtype === 'F16') encodeF16(part, out);
+    else encodeBf16(part, out);
+    writeAll(fd, new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
+  }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
+}
