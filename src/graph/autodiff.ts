@@ -178,7 +178,8 @@ export function backward(g: Graph, ys: Value[], seeds: Value[], wrt: Value[]): (
   const wrtIds = new Set(wrt.map((v) => v.id));
   // Forward pass: which values depend on a wrt value.
   const live = new Set<number>(wrtIds);
-  for (const n of nodes) if (n.inputs.some((v) => v && live.has(v.id))) n.outputs.forEach((o) => live.add(o.id));
+  const operands = (n: Node) => [...n.inputs, ...(n.captures ?? [])];
+  for (const n of nodes) if (operands(n).some((v) => v && live.has(v.id))) n.outputs.forEach((o) => live.add(o.id));
   const grads = new Map<number, Value>();
   const accumulate = (v: Value, gv: Value | null): void => {
     if (!gv || !live.has(v.id)) return;
@@ -190,7 +191,7 @@ export function backward(g: Graph, ys: Value[], seeds: Value[], wrt: Value[]): (
     const n = nodes[i];
     const outGrads = n.outputs.map((o) => grads.get(o.id) ?? null);
     if (outGrads.every((x) => !x)) continue;
-    if (!n.inputs.some((v) => v && live.has(v.id))) continue;
+    if (!operands(n).some((v) => v && live.has(v.id))) continue;
     let inGrads: (Value | null)[];
     if (n.vjp) inGrads = n.vjp(g, n, outGrads);
     else {
@@ -199,7 +200,7 @@ export function backward(g: Graph, ys: Value[], seeds: Value[], wrt: Value[]): (
       if (n.outputs.length !== 1) throw new Error(`autodiff: op ${n.op} has several outputs and no custom rule`);
       inGrads = rule(g, n, outGrads[0]!);
     }
-    n.inputs.forEach((v, k) => v && accumulate(v, inGrads[k] ?? null));
+    operands(n).forEach((v, k) => v && accumulate(v, inGrads[k] ?? null));
   }
   return wrt.map((v) => grads.get(v.id) ?? null);
 }

@@ -31,6 +31,8 @@ export interface Node {
   outputs: Value[];
   attrs: Record<string, Attr>;
   vjp?: VJP;
+  /** Enclosing-graph values a subgraph body reads by name; a custom vjp returns their cotangents after the inputs'. */
+  captures?: Value[];
 }
 
 export interface Constant {

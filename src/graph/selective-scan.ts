@@ -64,12 +64,12 @@ function backwardBody(A: Value, E: number, N: number): Graph {
   b.output('g_u_t', gU);
   b.output('g_B_t', gB);
   b.output('g_C_t', gC);
+  b.output('g_A_t', b.reduceSum(b.mul(gArg, b.unsqueeze(dt, [2])), [0], false)); // [E,N]
   return b;
 }
 
 /**
- * dt, u: [B,T,E]; Bm, Cm: [B,T,N]; A: [E,N]; h0: [B,E,N].
- * No gradient flows to A (A_log is never a target of our methods).
+ * dt, u: [B,T,E]; Bm, Cm: [B,T,N]; A: [E,N] (a value of the enclosing graph); h0: [B,E,N].
  */
 export function selectiveScan(g: Graph, dt: Value, A: Value, u: Value, Bm: Value, Cm: Value, h0: Value, withStates = false): ScanResult {
   const E = A.shape[0] as number;
@@ -80,6 +80,7 @@ export function selectiveScan(g: Graph, dt: Value, A: Value, u: Value, Bm: Value
   const outs = g.node('Scan', inputs, { body: forwardBody(A, E, N, withStates), num_scan_inputs: 4 }, shapes);
   const node = g.nodes[g.nodes.length - 1];
   node.vjp = (gg, n, outGrads) => scanVjp(gg, n, outGrads, A, E, N);
+  node.captures = [A]; // A reaches the body by capture; autodiff still owes it a cotangent
   const toBatchMajor = (v: Value, rank: number) => g.transpose(v, rank === 3 ? TIME_MAJOR : [1, 0, 2, 3]);
   return {
     last: outs[0],
@@ -97,11 +98,11 @@ function scanVjp(g: Graph, n: Node, outGrads: (Value | null)[], A: Value, E: num
   const zero = g.scalar(0);
   const gLast = outGrads[0] ?? g.expandLike(zero, h0); // [B,E,N]
   const gy = outGrads[1] ?? g.expandLike(zero, dt); // [T,B,E]
-  const [gh0, gDt, gU, gB, gC] = g.node('Scan', [gLast, gy, dt, u, Bm, Cm, hs, hPrevs], {
+  const [gh0, gDt, gU, gB, gC, gAs] = g.node('Scan', [gLast, gy, dt, u, Bm, Cm, hs, hPrevs], {
     body: backwardBody(A, E, N),
     num_scan_inputs: 7,
     scan_input_directions: [1, 1, 1, 1, 1, 1, 1],
-    scan_output_directions: [1, 1, 1, 1],
-  }, [['B', E, N], ['T', 'B', E], ['T', 'B', E], ['T', 'B', N], ['T', 'B', N]]);
-  return [gh0, gDt, gU, gB, gC];
+    scan_output_directions: [1, 1, 1, 1, 1],
+  }, [['B', E, N], ['T', 'B', E], ['T', 'B', E], ['T', 'B', N], ['T', 'B', N], ['T', E, N]]);
+  return [gh0, gDt, gU, gB, gC, g.reduceSum(gAs, [0], false)];
 }

@@ -11,6 +11,7 @@ import { emptyPlan, runStage, StageHook, StagePlan } from './run-stage';
 import type { Model } from './model';
 import type { Tape } from './tape';
 import { rotaryTables } from '../models/gptneox';
+import { runLayerInChunks, StatePatch } from './state-patch';
 
 export interface HookContext {
   name: string; // canonical hook name
@@ -39,6 +40,8 @@ export interface RunOptions {
   /** Mamba only: start from this state instead of zeros, and return the final state. */
   state?: MambaState;
   returnState?: boolean;
+  /** Mamba only: replace the recurrent state after given positions (see state-patch.ts). */
+  statePatches?: StatePatch[];
 }
 
 export interface RunResult {
@@ -60,7 +63,8 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
     hooks.set(c, [...(hooks.get(c) ?? []), fn]);
   }
   const wanted = new Set((opts.cache ?? []).map((n) => resolve(n).name));
-  if (opts.state && model.arch !== 'mamba') throw new Error('state: only Mamba models have a recurrent state');
+  if ((opts.state || opts.statePatches?.length) && model.arch !== 'mamba') throw new Error('state: only Mamba models have a recurrent state');
+  for (const p of opts.statePatches ?? []) if (p.layer < 0 || p.layer >= L) throw new Error(`state patch: layer ${p.layer} is out of range 0..${L - 1}`);
 
   const applyHooks = async (name: string, layer: number | null, t: Tensor): Promise<Tensor> => {
     for (const fn of hooks.get(name) ?? []) {
@@ -83,7 +87,11 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
   const state: MambaState = { conv: [], ssm: [] };
   for (let l = 0; l < until; l++) {
     const plan = planFor(`layers.${l}.`, hooks, wanted, batch, l);
-    const res = await runStage(model.layerStage, { resid_pre: resid, ...extra(l) }, (w) => model.weight(`layers.${l}.${w}`), plan, opts.tape);
+    const acts = { resid_pre: resid, ...extra(l) };
+    const patches = (opts.statePatches ?? []).filter((p) => p.layer === l);
+    const res = patches.length
+      ? await runLayerInChunks(model, l, acts, plan, patches, opts.tape)
+      : await runStage(model.layerStage, acts, (w) => model.weight(`layers.${l}.${w}`), plan, opts.tape);
     for (const [local, t] of res.reads) cache.set(`layers.${l}.${local}`, t);
     resid = res.outs.resid_post;
     if (model.arch === 'mamba') {

@@ -95,3 +95,67 @@ export async function gradients(model: Model, input: ModelInput, loss: LogitLoss
   const gs = await tape.backward(new Map([[res.logits, grad]]), leaves);
   return { loss: value, grads: new Map(targets.map((t, i) => [t.name, gs[i]])), logits: res.logits };
 }
+
+/** One activation vector: a hook at a position of a single prompt. */
+export interface Site {
+  hook: string;
+  position: number;
+}
+
+function layerOf(model: Model, hook: string): number | null {
+  return resolveHook(hook, model.arch, model.nLayers, model.parallelResidual).layer;
+}
+
+/**
+ * Vector–Jacobian products uᵢᵀ ∂to/∂from for several cotangents uᵢ at once:
+ * the prompt is replicated once per uᵢ and one backward pass serves them all.
+ * Everything else at the `from` hook (other positions) is held fixed.
+ */
+export async function vjp(model: Model, input: ModelInput, from: Site, to: Site, us: Float32Array[], opts: RunOptions = {}): Promise<Float32Array[]> {
+  const base = model.batch(input);
+  if (base.B !== 1) throw new Error('vjp: give a single prompt');
+  const k = us.length;
+  const batch = model.batch(Array.from({ length: k }, () => base.rows[0]));
+  const fromName = resolveHook(from.hook, model.arch, model.nLayers, model.parallelResidual).name;
+  const toName = resolveHook(to.hook, model.arch, model.nLayers, model.parallelResidual).name;
+  let fromT: Tensor | null = null;
+  let toT: Tensor | null = null;
+  const hooks: NonNullable<RunOptions['hooks']> = [
+    ...(opts.hooks ?? []),
+    [fromName, (t) => void (fromT = t)],
+    [toName, (t) => void (toT = t)],
+  ];
+  const toLayer = layerOf(model, toName);
+  const tape = new Tape();
+  await model.run(batch, { ...opts, hooks, tape, untilLayer: toLayer === null ? undefined : toLayer + 1, logits: 'all' });
+  if (!fromT || !toT) throw new Error(`vjp: ${fromT ? toName : fromName} was not reached in the run`);
+  const to_ = toT as Tensor;
+  const from_ = fromT as Tensor;
+  const width = to_.stride(1);
+  if (us.some((u) => u.length !== width)) throw new Error(`vjp: cotangents must have length ${width} (the width of ${toName})`);
+  if (to.position < 0 || to.position >= to_.shape[1] || from.position < 0 || from.position >= from_.shape[1]) throw new Error('vjp: position out of range');
+  const seed = Tensor.zeros(to_.shape); // [k,T,...]
+  us.forEach((u, r) => seed.data.set(u, (r * to_.shape[1] + to.position) * width));
+  const [g] = await tape.backward(new Map([[to_, seed]]), [from_]); // [k,T,...]
+  const w = from_.stride(1);
+  return us.map((_, r) => g.data.slice((r * from_.shape[1] + from.position) * w, (r * from_.shape[1] + from.position + 1) * w));
+}
+
+/** The full Jacobian ∂to/∂from [D_to, D_from], by batched VJPs of the unit vectors. */
+export async function jacobian(model: Model, input: ModelInput, from: Site, to: Site, opts: RunOptions & { chunk?: number } = {}): Promise<Tensor> {
+  const probe = await model.run(input, { cache: [to.hook, from.hook], untilLayer: undefined, logits: 'none' });
+  const dOut = probe.cache.get(to.hook).stride(1);
+  const dIn = probe.cache.get(from.hook).stride(1);
+  const J = new Float32Array(dOut * dIn); // [D_to,D_from]
+  const chunk = opts.chunk ?? 64;
+  for (let i0 = 0; i0 < dOut; i0 += chunk) {
+    const us = Array.from({ length: Math.min(chunk, dOut - i0) }, (_, r) => {
+      const u = new Float32Array(dOut);
+      u[i0 + r] = 1;
+      return u;
+    });
+    const rows = await vjp(model, input, from, to, us, opts);
+    rows.forEach((row, r) => J.set(row, (i0 + r) * dIn));
+  }
+  return new Tensor(J, [dOut, dIn]);
+}

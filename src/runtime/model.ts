@@ -26,7 +26,7 @@ export class Model {
     readonly config: ModelConfig,
     private readonly base: Map<string, Tensor>,
     readonly tokenizer: Tokenizer | null = null,
-    readonly name = config.arch,
+    readonly name: string = config.arch,
     private readonly overrides: Map<string, Tensor> = new Map(),
   ) {
     if (config.arch === 'mamba') {

@@ -59,3 +59,27 @@ export class Tensor<D extends TensorData = Float32Array> {
     return this.shape.length === 0 ? Number(this.data[0]) : rec(0, 0);
   }
 }
+
+/** Positions [from,to) of a [B,T,...] tensor along axis 1. */
+export function sliceTime(t: Tensor, from: number, to: number): Tensor {
+  const [B, T] = t.shape;
+  const w = t.stride(1);
+  const out = new Float32Array(B * (to - from) * w); // [B,to-from,...]
+  for (let b = 0; b < B; b++) out.set(t.data.subarray((b * T + from) * w, (b * T + to) * w), b * (to - from) * w);
+  return new Tensor(out, [B, to - from, ...t.shape.slice(2)]);
+}
+
+/** Concatenate [B,T_i,...] tensors along axis 1. */
+export function concatTime(parts: Tensor[]): Tensor {
+  const B = parts[0].shape[0];
+  const w = parts[0].stride(1);
+  const T = parts.reduce((s, p) => s + p.shape[1], 0);
+  const out = new Float32Array(B * T * w); // [B,T,...]
+  let off = 0;
+  for (const p of parts) {
+    const Tp = p.shape[1];
+    for (let b = 0; b < B; b++) out.set(p.data.subarray(b * Tp * w, (b + 1) * Tp * w), (b * T + off) * w);
+    off += Tp;
+  }
+  return new Tensor(out, [B, T, ...parts[0].shape.slice(2)]);
+}
