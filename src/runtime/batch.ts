@@ -4,6 +4,7 @@
  * architectures (Mamba has no attention mask, so left padding would change
  * the recurrence; attention masks pad keys out).
  */
+import { FactlensError } from '../errors';
 export interface Batch {
   rows: number[][]; // unpadded token ids per row
   lengths: number[]; // tokens per row
@@ -14,12 +15,12 @@ export interface Batch {
 }
 
 export function makeBatch(rows: number[][], vocabSize: number, padId = 0): Batch {
-  if (!rows.length) throw new Error('empty batch: give at least one prompt');
+  if (!rows.length) throw new FactlensError('empty batch: give at least one prompt');
   rows.forEach((r, b) => {
-    if (!r.length) throw new Error(`row ${b} is empty: a prompt needs at least one token`);
+    if (!r.length) throw new FactlensError(`row ${b} is empty: a prompt needs at least one token`);
     r.forEach((id, t) => {
       if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-        throw new Error(`token id ${id} at row ${b}, position ${t} is out of range: the vocabulary has ids 0..${vocabSize - 1}`);
+        throw new FactlensError(`token id ${id} at row ${b}, position ${t} is out of range: the vocabulary has ids 0..${vocabSize - 1}`);
       }
     });
   });

@@ -2,6 +2,7 @@
  * Activations kept from a run, by canonical hook name. Only the names asked
  * for are kept (a full cache of a 2.8b model is gigabytes).
  */
+import { FactlensError } from '../errors';
 import { Tensor } from './tensor';
 import { Arch, resolveHook } from './hooks';
 
@@ -24,7 +25,7 @@ export class ActivationCache {
     const t = this.map.get(canonical);
     if (!t) {
       const kept = [...this.map.keys()];
-      throw new Error(`activation "${canonical}" was not cached; this run kept: ${kept.length ? kept.slice(0, 12).join(', ') + (kept.length > 12 ? ', …' : '') : 'nothing (pass cache: [...] to keep activations)'}`);
+      throw new FactlensError(`activation "${canonical}" was not cached; this run kept: ${kept.length ? kept.slice(0, 12).join(', ') + (kept.length > 12 ? ', …' : '') : 'nothing (pass cache: [...] to keep activations)'}`);
     }
     return t;
   }

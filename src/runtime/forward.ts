@@ -3,6 +3,7 @@
  * then the head at the read-out positions. Hooks see canonical names; a hook
  * may return a replacement tensor. Everything can be recorded on a tape.
  */
+import { FactlensError } from '../errors';
 import { Tensor } from './tensor';
 import { Batch } from './batch';
 import { ActivationCache } from './cache';
@@ -35,6 +36,12 @@ export interface RunOptions {
   logits?: 'all' | 'last' | 'none';
   /** Run only layers 0..untilLayer-1 (no head); the residual after them is returned. */
   untilLayer?: number;
+  /**
+   * Skip layers before `layer`, starting from this residual stream entering it
+   * ([B,T,D], e.g. from a cached run of the same tokens): exact when no hook
+   * would have changed the skipped layers. Mamba starts those layers from zero state.
+   */
+  startAt?: { layer: number; resid: Tensor };
   /** Record the run for gradients. */
   tape?: Tape;
   /** Mamba only: start from this state instead of zeros, and return the final state. */
@@ -63,14 +70,14 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
     hooks.set(c, [...(hooks.get(c) ?? []), fn]);
   }
   const wanted = new Set((opts.cache ?? []).map((n) => resolve(n).name));
-  if ((opts.state || opts.statePatches?.length) && model.arch !== 'mamba') throw new Error('state: only Mamba models have a recurrent state');
-  for (const p of opts.statePatches ?? []) if (p.layer < 0 || p.layer >= L) throw new Error(`state patch: layer ${p.layer} is out of range 0..${L - 1}`);
+  if ((opts.state || opts.statePatches?.length) && model.arch !== 'mamba') throw new FactlensError('state: only Mamba models have a recurrent state');
+  for (const p of opts.statePatches ?? []) if (p.layer < 0 || p.layer >= L) throw new FactlensError(`state patch: layer ${p.layer} is out of range 0..${L - 1}`);
 
   const applyHooks = async (name: string, layer: number | null, t: Tensor): Promise<Tensor> => {
     for (const fn of hooks.get(name) ?? []) {
       const r = await fn(t, { name, layer, batch });
       if (r) {
-        if (r.shape.join() !== t.shape.join()) throw new Error(`hook "${name}" returned shape [${r.shape}], expected [${t.shape}]`);
+        if (r.shape.join() !== t.shape.join()) throw new FactlensError(`hook "${name}" returned shape [${r.shape}], expected [${t.shape}]`);
         opts.tape?.recordReplacement(t, r);
         t = r;
       }
@@ -79,13 +86,18 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
     return t;
   };
 
-  const embed = await applyHooks('embed', null, model.embed(batch));
+  const start = opts.startAt?.layer ?? 0;
+  if (start < 0 || start > L) throw new FactlensError(`startAt.layer ${start} is out of range 0..${L}`);
+  if (opts.startAt && opts.startAt.resid.shape.join() !== [batch.B, batch.T, model.config.dModel].join()) {
+    throw new FactlensError(`startAt.resid has shape [${opts.startAt.resid.shape}], expected [${batch.B},${batch.T},${model.config.dModel}]`);
+  }
+  const embed = opts.startAt ? opts.startAt.resid : await applyHooks('embed', null, model.embed(batch));
   let resid = embed; // [B,T,D]
   const until = opts.untilLayer ?? L;
-  if (until < 0 || until > L) throw new Error(`untilLayer ${until} is out of range 0..${L}`);
+  if (until < start || until > L) throw new FactlensError(`untilLayer ${until} is out of range ${start}..${L}`);
   const extra = layerInputs(model, batch, opts.state);
   const state: MambaState = { conv: [], ssm: [] };
-  for (let l = 0; l < until; l++) {
+  for (let l = start; l < until; l++) {
     const plan = planFor(`layers.${l}.`, hooks, wanted, batch, l);
     const acts = { resid_pre: resid, ...extra(l) };
     const patches = (opts.statePatches ?? []).filter((p) => p.layer === l);
@@ -95,8 +107,8 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
     for (const [local, t] of res.reads) cache.set(`layers.${l}.${local}`, t);
     resid = res.outs.resid_post;
     if (model.arch === 'mamba') {
-      state.conv.push(res.outs.conv_state);
-      state.ssm.push(res.outs.ssm_state);
+      state.conv[l] = res.outs.conv_state;
+      state.ssm[l] = res.outs.ssm_state;
     }
   }
   let logits: Tensor | null = null;
@@ -126,7 +138,7 @@ function planFor(prefix: string, hooks: Map<string, HookFn[]>, wanted: Set<strin
     if (l !== null) plan.reads.add(l);
   }
   if (plan.reads.has('mixer.state')) plan.options.states = true;
-  if (plan.writes.has('mixer.state')) throw new Error('mixer.state is read-only in hooks; patch states with the statePatch option of patchState()');
+  if (plan.writes.has('mixer.state')) throw new FactlensError('mixer.state is read-only in hooks; patch states with the statePatch option of patchState()');
   return plan;
 }
 

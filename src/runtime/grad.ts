@@ -2,6 +2,7 @@
  * Gradients of a scalar function of the logits with respect to hook
  * activations and weights: one taped forward pass, one backward pass.
  */
+import { FactlensError } from '../errors';
 import { Batch } from './batch';
 import type { Model, ModelInput } from './model';
 import { RunOptions } from './forward';
@@ -34,7 +35,7 @@ export const nextTokenNll: LogitLoss = (logits, batch) => {
 export function targetNll(targets: number[]): LogitLoss {
   return (logits) => {
     const [B, P, V] = logits.shape;
-    if (P !== 1) throw new Error('targetNll expects logits at one position per row (logits: "last")');
+    if (P !== 1) throw new FactlensError('targetNll expects logits at one position per row (logits: "last")');
     const grad = new Float32Array(logits.size);
     let loss = 0;
     for (let b = 0; b < B; b++) {
@@ -83,13 +84,13 @@ export async function gradients(model: Model, input: ModelInput, loss: LogitLoss
       continue;
     }
     const canonical = resolveHook(name, model.arch, model.nLayers, model.parallelResidual).name;
-    if (canonical.endsWith('mixer.state')) throw new Error('gradients with respect to mixer.state are not supported');
+    if (canonical.endsWith('mixer.state')) throw new FactlensError('gradients with respect to mixer.state are not supported');
     // An identity write hook makes the point a segment boundary, so its tensor is a tape leaf.
     hooks.push([canonical, (t) => void captured.set(canonical, t)]);
     targets.push({ name, get: () => captured.get(canonical)! });
   }
   const res = await model.run(batch, { ...opts, hooks, tape, logits: opts.logits ?? 'all' });
-  if (!res.logits) throw new Error('gradients: the run produced no logits');
+  if (!res.logits) throw new FactlensError('gradients: the run produced no logits');
   const { loss: value, grad } = loss(res.logits, batch);
   const leaves = targets.map((t) => t.get());
   const gs = await tape.backward(new Map([[res.logits, grad]]), leaves);
@@ -113,7 +114,7 @@ function layerOf(model: Model, hook: string): number | null {
  */
 export async function vjp(model: Model, input: ModelInput, from: Site, to: Site, us: Float32Array[], opts: RunOptions = {}): Promise<Float32Array[]> {
   const base = model.batch(input);
-  if (base.B !== 1) throw new Error('vjp: give a single prompt');
+  if (base.B !== 1) throw new FactlensError('vjp: give a single prompt');
   const k = us.length;
   const batch = model.batch(Array.from({ length: k }, () => base.rows[0]));
   const fromName = resolveHook(from.hook, model.arch, model.nLayers, model.parallelResidual).name;
@@ -128,12 +129,12 @@ export async function vjp(model: Model, input: ModelInput, from: Site, to: Site,
   const toLayer = layerOf(model, toName);
   const tape = new Tape();
   await model.run(batch, { ...opts, hooks, tape, untilLayer: toLayer === null ? undefined : toLayer + 1, logits: 'all' });
-  if (!fromT || !toT) throw new Error(`vjp: ${fromT ? toName : fromName} was not reached in the run`);
+  if (!fromT || !toT) throw new FactlensError(`vjp: ${fromT ? toName : fromName} was not reached in the run`);
   const to_ = toT as Tensor;
   const from_ = fromT as Tensor;
   const width = to_.stride(1);
-  if (us.some((u) => u.length !== width)) throw new Error(`vjp: cotangents must have length ${width} (the width of ${toName})`);
-  if (to.position < 0 || to.position >= to_.shape[1] || from.position < 0 || from.position >= from_.shape[1]) throw new Error('vjp: position out of range');
+  if (us.some((u) => u.length !== width)) throw new FactlensError(`vjp: cotangents must have length ${width} (the width of ${toName})`);
+  if (to.position < 0 || to.position >= to_.shape[1] || from.position < 0 || from.position >= from_.shape[1]) throw new FactlensError('vjp: position out of range');
   const seed = Tensor.zeros(to_.shape); // [k,T,...]
   us.forEach((u, r) => seed.data.set(u, (r * to_.shape[1] + to.position) * width));
   const [g] = await tape.backward(new Map([[to_, seed]]), [from_]); // [k,T,...]

@@ -3,6 +3,7 @@
  * meaning, and aliases from romba, TransformerLens / MambaLens, Hugging Face
  * module paths and the parity fixtures. Unknown names get suggestions.
  */
+import { FactlensError } from '../errors';
 
 export type Arch = 'mamba' | 'gpt_neox';
 
@@ -107,14 +108,14 @@ export function resolveHook(raw: string, arch: Arch, nLayers: number, parallelRe
     let local = (m[2] ?? '').replace(/^mixer\.(?=(ssm_|mlp_|before_|after_))/, '');
     local = locals.has(local) && docs.find((d) => d.local === local)!.perLayer ? local : LAYER_ALIASES[arch][local] ?? local;
     if (locals.has(local) && docs.find((d) => d.local === local)!.perLayer) {
-      if (layer < 0 || layer >= nLayers) throw new Error(`hook "${raw}": layer ${layer} is out of range (model has ${nLayers} layers, 0..${nLayers - 1})`);
+      if (layer < 0 || layer >= nLayers) throw new FactlensError(`hook "${raw}": layer ${layer} is out of range (model has ${nLayers} layers, 0..${nLayers - 1})`);
       return { name: `layers.${layer}.${local}`, layer, local };
     }
   } else {
     const local = GLOBAL_ALIASES[arch][stripped] ?? stripped;
     if (locals.has(local) && !docs.find((d) => d.local === local)!.perLayer) return { name: local, layer: null, local };
   }
-  throw new Error(`unknown hook "${raw}" for ${arch}. Did you mean: ${suggest(raw, allHookNames(arch, nLayers, parallelResidual)).join(', ')}?`);
+  throw new FactlensError(`unknown hook "${raw}" for ${arch}. Did you mean: ${suggest(raw, allHookNames(arch, nLayers, parallelResidual)).join(', ')}?`);
 }
 
 export function allHookNames(arch: Arch, nLayers: number, parallelResidual = true): string[] {

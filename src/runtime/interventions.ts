@@ -5,6 +5,7 @@
  * operation: replace (with a given vector or a cached activation), add, zero,
  * mean-ablate, scale, or seeded Gaussian noise.
  */
+import { FactlensError } from '../errors';
 import { ActivationCache } from './cache';
 import type { HookFn, HookContext } from './forward';
 import { resolveHook } from './hooks';
@@ -68,7 +69,7 @@ export function interventionHooks(model: Model, specs: InterventionSpec[], ctx: 
 }
 
 function fail(msg: string): never {
-  throw new Error(msg);
+  throw new FactlensError(msg);
 }
 
 function applySpecs(name: string, specs: InterventionSpec[], act: Tensor, hc: HookContext, ctx: InterventionContext): Tensor {

@@ -4,6 +4,7 @@
  * An edited model is a view with some weights overridden; the original is
  * never touched, so restoring an edit is free.
  */
+import { FactlensError } from '../errors';
 import type { MambaConfig, ModelConfig, NeoxConfig } from '../io/config';
 import type { Tokenizer } from '../io/tokenizer';
 import { openCheckpoint } from '../io/checkpoint';
@@ -65,12 +66,12 @@ export class Model {
   }
 
   get mambaConfig(): MambaConfig {
-    if (this.config.arch !== 'mamba') throw new Error(`${this.name} is a ${this.config.arch} model, not Mamba`);
+    if (this.config.arch !== 'mamba') throw new FactlensError(`${this.name} is a ${this.config.arch} model, not Mamba`);
     return this.config;
   }
 
   get neoxConfig(): NeoxConfig {
-    if (this.config.arch !== 'gpt_neox') throw new Error(`${this.name} is a ${this.config.arch} model, not GPT-NeoX`);
+    if (this.config.arch !== 'gpt_neox') throw new FactlensError(`${this.name} is a ${this.config.arch} model, not GPT-NeoX`);
     return this.config;
   }
 
@@ -80,7 +81,7 @@ export class Model {
     if (w) return w;
     if (name === 'lm_head.weight' && this.config.tieEmbeddings) return this.weight('embeddings.weight');
     if (name === 'embed_out.weight' && this.config.tieEmbeddings) return this.weight('embed_in.weight');
-    throw new Error(`${this.name}: no weight "${name}"`);
+    throw new FactlensError(`${this.name}: no weight "${name}"`);
   }
 
   /** Canonical names of every weight. */
@@ -92,7 +93,7 @@ export class Model {
   withWeights(replacements: Map<string, Tensor>): Model {
     for (const [name, t] of replacements) {
       const w = this.weight(name);
-      if (w.shape.join() !== t.shape.join()) throw new Error(`withWeights: "${name}" has shape [${w.shape}], replacement has [${t.shape}]`);
+      if (w.shape.join() !== t.shape.join()) throw new FactlensError(`withWeights: "${name}" has shape [${w.shape}], replacement has [${t.shape}]`);
     }
     const merged = new Map([...this.overrides, ...replacements]);
     return new Model(this.config, this.base, this.tokenizer, this.name, merged);
@@ -107,7 +108,7 @@ export class Model {
 
   // ---- tokens ---------------------------------------------------------------
   private requireTokenizer(): Tokenizer {
-    if (!this.tokenizer) throw new Error(`${this.name} has no tokenizer.json; pass token ids instead of text`);
+    if (!this.tokenizer) throw new FactlensError(`${this.name} has no tokenizer.json; pass token ids instead of text`);
     return this.tokenizer;
   }
 

@@ -3,6 +3,7 @@
  * segment, let the hooks see (and replace) the tensors in between, and
  * record every segment on the tape when gradients are wanted.
  */
+import { FactlensError } from '../errors';
 import { Tensor } from './tensor';
 import {
   actInput, compileSegment, hookInput, hookOrder, hookOutput, outName, SegmentSpec, StageDef, weightInput,
@@ -34,7 +35,7 @@ export async function runStage(
 ): Promise<StageResult> {
   const order = hookOrder(def, plan.options);
   for (const n of [...plan.reads, ...plan.writes.keys()]) {
-    if (!order.includes(n)) throw new Error(`stage ${def.key}: no hook point "${n}" (this stage has: ${order.join(', ')})`);
+    if (!order.includes(n)) throw new FactlensError(`stage ${def.key}: no hook point "${n}" (this stage has: ${order.join(', ')})`);
   }
   const writes = order.filter((n) => plan.writes.has(n));
   const pendingReads = order.filter((n) => plan.reads.has(n) && !plan.writes.has(n));
@@ -82,16 +83,16 @@ function feedFor(name: string, acts: Record<string, Tensor>, weights: (l: string
   if (name === hookInput(local) && kind === 'hook:') return provided.get(local)!;
   if (name === actInput(local)) {
     const t = acts[local];
-    if (!t) throw new Error(`stage ${def.key}: missing activation input "${local}"`);
+    if (!t) throw new FactlensError(`stage ${def.key}: missing activation input "${local}"`);
     return t;
   }
   if (name === weightInput(local)) return weights(local);
-  throw new Error(`stage ${def.key}: unexpected graph input ${name}`);
+  throw new FactlensError(`stage ${def.key}: unexpected graph input ${name}`);
 }
 
 function checkSameShape(replaced: Tensor, original: Tensor, def: StageDef, hook: string): void {
   if (replaced.shape.length !== original.shape.length || replaced.shape.some((d, i) => d !== original.shape[i])) {
-    throw new Error(`hook "${hook}" (${def.key.split(':')[0]}) returned shape [${replaced.shape}], expected [${original.shape}]`);
+    throw new FactlensError(`hook "${hook}" (${def.key.split(':')[0]}) returned shape [${replaced.shape}], expected [${original.shape}]`);
   }
 }
 

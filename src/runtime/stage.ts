@@ -6,6 +6,7 @@
  * segments, and whatever it returns flows into the next segment.
  * With no hooks a stage runs as one fused session.
  */
+import { FactlensError } from '../errors';
 import { Dim, Graph, Value } from '../graph/ir';
 import { backward } from '../graph/autodiff';
 import { Compiled } from '../graph/session';
@@ -68,7 +69,7 @@ export function buildSegment(def: StageDef, spec: SegmentSpec): { g: Graph; outp
     options: spec.options,
   };
   def.build(g, io);
-  for (const h of spec.emitHooks) if (!outputs.has(hookOutput(h))) throw new Error(`stage ${def.key}: unknown hook point "${h}"`);
+  for (const h of spec.emitHooks) if (!outputs.has(hookOutput(h))) throw new FactlensError(`stage ${def.key}: unknown hook point "${h}"`);
   return { g, outputs, inputs };
 }
 
@@ -124,7 +125,7 @@ export function compileSegmentBackward(def: StageDef, spec: SegmentSpec, seeded:
     const seeds = ys.map((y, i) => g.input(cotOf(seeded[i]), y.shape));
     const wrtValues = wrt.map((w) => {
       const v = inputs.get(w);
-      if (!v) throw new Error(`stage ${def.key}: no input "${w}" to differentiate`);
+      if (!v) throw new FactlensError(`stage ${def.key}: no input "${w}" to differentiate`);
       return v;
     });
     const grads = backward(g, ys, seeds, wrtValues);

@@ -5,6 +5,7 @@
  * later position of that layer then sees the patched state, exactly as if the
  * prefix had produced it.
  */
+import { FactlensError } from '../errors';
 import { concatTime, sliceTime, Tensor } from './tensor';
 import { runStage, StagePlan } from './run-stage';
 import type { Model } from './model';
@@ -31,11 +32,11 @@ export async function runLayerInChunks(
   patches: StatePatch[],
   tape?: Tape,
 ): Promise<ChunkedResult> {
-  if (plan.writes.size) throw new Error(`layer ${layer}: hooks that rewrite activations cannot be combined with a state patch in the same layer`);
+  if (plan.writes.size) throw new FactlensError(`layer ${layer}: hooks that rewrite activations cannot be combined with a state patch in the same layer`);
   const resid = acts.resid_pre; // [B,T,D]
   const T = resid.shape[1];
   const cuts = [...new Set(patches.map((p) => p.position))].sort((a, b) => a - b);
-  for (const p of cuts) if (p < 0 || p >= T) throw new Error(`state patch at layer ${layer}: position ${p} is out of range 0..${T - 1}`);
+  for (const p of cuts) if (p < 0 || p >= T) throw new FactlensError(`state patch at layer ${layer}: position ${p} is out of range 0..${T - 1}`);
   let conv = acts.conv_state;
   let ssm = acts.ssm_state;
   const posts: Tensor[] = [];

@@ -10,6 +10,7 @@ import type { Model } from './model';
 import { makeBatch } from './batch';
 import { HookFn } from './forward';
 import { InterventionContext, interventionHooks, InterventionSpec } from './interventions';
+import { Tensor } from './tensor';
 
 export type Row = Record<string, unknown>;
 
@@ -23,6 +24,13 @@ export interface SweepOptions {
   caches?: InterventionContext['caches'];
   /** Runs per forward pass; default from a memory budget (see autoBatchSize). */
   batchSize?: number;
+  /**
+   * Skip the layers a run cannot change: a run whose interventions all sit at
+   * layers ≥ startLayer(row) starts there from `resid(layer)`, the [1,T,D]
+   * residual entering that layer in an unpatched run of the same input.
+   * Rows are grouped by start layer; results come back in grid order.
+   */
+  prefix?: { startLayer: (row: Row) => number; resid: (layer: number) => Tensor };
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -33,21 +41,33 @@ export async function sweep(model: Model, grid: Table | Row[], opts: SweepOption
   const inputFor = typeof opts.input === 'function' ? opts.input : () => opts.input as number[];
   const T = Math.max(...rows.slice(0, 64).map((r) => inputFor(r).length), 1);
   const bs = opts.batchSize ?? autoBatchSize(model, T);
-  const results: Row[] = [];
+  const results: Row[] = new Array(rows.length);
+  const starts = rows.map((r) => opts.prefix?.startLayer(r) ?? 0);
+  const order = [...rows.keys()].sort((a, b) => starts[a] - starts[b]);
   for (let start = 0; start < rows.length; start += bs) {
-    const chunk = rows.slice(start, start + bs);
+    const idx = order.slice(start, start + bs);
+    const chunk = idx.map((i) => rows[i]);
     const batch = makeBatch(chunk.map(inputFor), model.config.vocabSize, model.padId);
+    const layer0 = Math.min(...idx.map((i) => starts[i]));
     const hooks: Array<[string, HookFn]> = [];
     chunk.forEach((row, b) => {
       const specs = opts.interventions(row).map((s) => ({ ...s, rows: [b] }));
       hooks.push(...interventionHooks(model, specs, { caches: opts.caches }));
     });
-    const res = await model.run(batch, { hooks, logits: 'last' });
+    const startAt = opts.prefix && layer0 > 0 ? { layer: layer0, resid: repeatRows(opts.prefix.resid(layer0), batch.B) } : undefined;
+    const res = await model.run(batch, { hooks, logits: 'last', startAt });
     const V = res.logits!.shape[2];
-    chunk.forEach((row, b) => results.push({ ...row, ...opts.metric(res.logits!.data.subarray(b * V, (b + 1) * V), row) }));
+    chunk.forEach((row, b) => (results[idx[b]] = { ...row, ...opts.metric(res.logits!.data.subarray(b * V, (b + 1) * V), row) }));
     opts.onProgress?.(Math.min(start + bs, rows.length), rows.length);
   }
   return aq.from(results);
+}
+
+/** A [1,...] tensor repeated into [B,...]. */
+function repeatRows(t: Tensor, B: number): Tensor {
+  const out = new Float32Array(t.size * B);
+  for (let b = 0; b < B; b++) out.set(t.data, b * t.size);
+  return new Tensor(out, [B, ...t.shape.slice(1)]);
 }
 
 /**

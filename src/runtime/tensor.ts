@@ -2,6 +2,7 @@
  * A dense row-major tensor on a typed array: the currency between the
  * library, ONNX sessions and user code. Views share memory with their source.
  */
+import { FactlensError } from '../errors';
 export type TensorData = Float32Array | BigInt64Array | Uint8Array;
 
 export class Tensor<D extends TensorData = Float32Array> {
@@ -10,7 +11,7 @@ export class Tensor<D extends TensorData = Float32Array> {
     readonly shape: number[],
   ) {
     const n = shape.reduce((a, b) => a * b, 1);
-    if (n !== data.length) throw new Error(`Tensor: shape [${shape}] needs ${n} elements, got ${data.length}`);
+    if (n !== data.length) throw new FactlensError(`Tensor: shape [${shape}] needs ${n} elements, got ${data.length}`);
   }
 
   static zeros(shape: number[]): Tensor {
@@ -35,7 +36,7 @@ export class Tensor<D extends TensorData = Float32Array> {
   /** A view of the sub-tensor at index i of the first axis. */
   at(i: number): Tensor<D> {
     const s = this.stride(0);
-    if (i < 0 || i >= this.shape[0]) throw new Error(`Tensor.at: index ${i} out of range for shape [${this.shape}]`);
+    if (i < 0 || i >= this.shape[0]) throw new FactlensError(`Tensor.at: index ${i} out of range for shape [${this.shape}]`);
     return new Tensor(this.data.subarray(i * s, (i + 1) * s) as D, this.shape.slice(1));
   }
 

@@ -1,0 +1,25 @@
+/**
+ * factlens: locate and edit factual associations in Mamba and GPT-NeoX/Pythia.
+ * The public API, for notebooks (`import { ... } from '../src'`) and scripts.
+ */
+export { Model } from './runtime/model';
+export type { ModelInput } from './runtime/model';
+export { Tensor } from './runtime/tensor';
+export { makeBatch, lastPositions } from './runtime/batch';
+export type { Batch } from './runtime/batch';
+export type { HookFn, HookContext, RunOptions, RunResult, MambaState } from './runtime/forward';
+export { ActivationCache } from './runtime/cache';
+export { resolveHook, allHookNames, hookDocs } from './runtime/hooks';
+export type { Arch, HookDoc } from './runtime/hooks';
+export { interventionHooks, layerWindow } from './runtime/interventions';
+export type { InterventionSpec, Positions } from './runtime/interventions';
+export { sweep, autoBatchSize } from './runtime/sweep';
+export type { SweepOptions } from './runtime/sweep';
+export type { StatePatch } from './runtime/state-patch';
+export { gradients, nextTokenNll, targetNll, jacobian, vjp, softmaxRow } from './runtime/grad';
+export type { LogitLoss, GradientResult, Site } from './runtime/grad';
+export { generate, rng } from './runtime/generate';
+export type { GenerateOptions, Generation } from './runtime/generate';
+export { Tape } from './runtime/tape';
+export { FactlensError } from './errors';
+export * from './io';
