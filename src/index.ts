@@ -23,3 +23,4 @@ export type { GenerateOptions, Generation } from './runtime/generate';
 export { Tape } from './runtime/tape';
 export { FactlensError } from './errors';
 export * from './io';
+export { runLayerSlice } from './runtime/layer-slice';

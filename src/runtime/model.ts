@@ -161,6 +161,18 @@ export class Model {
     return (await this.run(input, { logits: opts.last ? 'last' : 'all' })).logits!;
   }
 
+  /**
+   * Decode residual-stream vectors [N,D] with the final norm and unembedding
+   * (a logit lens): logits [N,V].
+   */
+  async unembed(resid: Tensor): Promise<Tensor> {
+    const [N, D] = resid.shape;
+    if (resid.shape.length !== 2 || D !== this.config.dModel) throw new FactlensError(`unembed: expected residual vectors [N,${this.config.dModel}], got [${resid.shape}]`);
+    const batch = makeBatch(Array.from({ length: N }, () => [0]), this.config.vocabSize, this.padId);
+    const res = await this.run(batch, { startAt: { layer: this.nLayers, resid: resid.reshape([N, 1, D]) }, logits: 'all' });
+    return res.logits!.reshape([N, this.config.vocabSize]);
+  }
+
   /** Logits plus the named activations, TransformerLens style. */
   async runWithCache(input: ModelInput, names: string[], opts: RunOptions = {}): Promise<RunResult> {
     return this.run(input, { ...opts, cache: [...(opts.cache ?? []), ...names] });

@@ -6,7 +6,7 @@
 import { FactlensError } from '../errors';
 import { Tensor } from './tensor';
 import {
-  actInput, compileSegment, hookInput, hookOrder, hookOutput, outName, SegmentSpec, StageDef, weightInput,
+  actInput, compileSegment, hookInput, hookOrder, hookOutput, outName, SegmentSpec, StageDef, StageOptions, weightInput,
 } from './stage';
 import type { Tape } from './tape';
 
@@ -16,7 +16,7 @@ export type StageHook = (act: Tensor) => Tensor | void | Promise<Tensor | void>;
 export interface StagePlan {
   reads: Set<string>; // hook points to return (after any rewrite)
   writes: Map<string, StageHook[]>; // hook points that may be rewritten, in call order
-  options: Record<string, boolean>;
+  options: StageOptions;
 }
 
 export interface StageResult {
@@ -33,7 +33,9 @@ export async function runStage(
   plan: StagePlan,
   tape?: Tape,
 ): Promise<StageResult> {
-  const order = hookOrder(def, plan.options);
+  const T = acts.resid_pre?.shape[1];
+  const options: StageOptions = def.unrollMax && T <= def.unrollMax ? { ...plan.options, T } : plan.options;
+  const order = hookOrder(def, options);
   for (const n of [...plan.reads, ...plan.writes.keys()]) {
     if (!order.includes(n)) throw new FactlensError(`stage ${def.key}: no hook point "${n}" (this stage has: ${order.join(', ')})`);
   }
@@ -54,7 +56,7 @@ export async function runStage(
   for (const w of writes) {
     const idx = order.indexOf(w);
     const here = pendingReads.filter((r) => order.indexOf(r) < idx);
-    const out = await runSegment({ provided: [...provided.keys()], emitHooks: [...here, w], emitOuts: false, options: plan.options });
+    const out = await runSegment({ provided: [...provided.keys()], emitHooks: [...here, w], emitOuts: false, options });
     for (const r of here) {
       reads.set(r, out[hookOutput(r)]);
       pendingReads.splice(pendingReads.indexOf(r), 1);
@@ -71,7 +73,7 @@ export async function runStage(
     provided.set(w, value);
     if (plan.reads.has(w)) reads.set(w, value);
   }
-  const out = await runSegment({ provided: [...provided.keys()], emitHooks: pendingReads, emitOuts: true, options: plan.options });
+  const out = await runSegment({ provided: [...provided.keys()], emitHooks: pendingReads, emitOuts: true, options });
   for (const r of pendingReads) reads.set(r, out[hookOutput(r)]);
   const outs: Record<string, Tensor> = {};
   for (const [k, v] of Object.entries(out)) if (k.startsWith('out:')) outs[k.slice(4)] = v;

@@ -17,14 +17,23 @@ export interface StageIO {
   weight(name: string, shape: Dim[]): Value;
   hook(name: string, v: Value): Value;
   out(name: string, v: Value): void;
-  /** Build-time switches (e.g. whether per-position SSM states are produced). */
-  readonly options: Readonly<Record<string, boolean>>;
+  /** Build-time switches. */
+  readonly options: Readonly<StageOptions>;
+}
+
+export interface StageOptions {
+  /** Produce per-position SSM states (the mixer.state hook). */
+  states?: boolean;
+  /** A known sequence length: lets a stage unroll its time loop (see StageDef.unrollMax). */
+  T?: number;
 }
 
 export interface StageDef {
   /** Unique key for compile caching, e.g. "mamba-layer:D256:E512:N16". */
   key: string;
   build(g: Graph, io: StageIO): void;
+  /** Sequences up to this long are compiled per length (options.T) so the stage can unroll over time. */
+  unrollMax?: number;
 }
 
 /** Which part of a stage one compiled segment computes. */
@@ -32,7 +41,7 @@ export interface SegmentSpec {
   provided: string[]; // hook points fed in (already computed, maybe rewritten)
   emitHooks: string[]; // hook points returned
   emitOuts: boolean; // whether the stage outputs are returned
-  options: Record<string, boolean>;
+  options: StageOptions;
 }
 
 export const actInput = (name: string) => `act:${name}`;
@@ -75,7 +84,7 @@ export function buildSegment(def: StageDef, spec: SegmentSpec): { g: Graph; outp
 
 /** Hook points of a stage in the order they are computed (a dry build). */
 const orderCache = new Map<string, string[]>();
-export function hookOrder(def: StageDef, options: Record<string, boolean> = {}): string[] {
+export function hookOrder(def: StageDef, options: StageOptions = {}): string[] {
   const key = `${def.key}|${JSON.stringify(options)}`;
   let order = orderCache.get(key);
   if (!order) {
