@@ -102,3 +102,30 @@ describe('demo models reproduce their reference next tokens', () => {
     });
   }
 });
+
+describe('the two selective-scan implementations agree', () => {
+  it('ONNX Scan (long prompts) and the unrolled scan (short prompts): logits, states and gradients', async () => {
+    const model = await Model.load(path.join(FIX, 'tiny-mamba'));
+    const ids = Array.from({ length: 20 }, (_, i) => (i * 37 + 11) % 512);
+    const stage = model.layerStage as { unrollMax?: number };
+    const runBoth = async <T>(f: () => Promise<T>): Promise<[T, T]> => {
+      const saved = stage.unrollMax;
+      try {
+        stage.unrollMax = 0;
+        const viaScan = await f();
+        stage.unrollMax = 64;
+        return [viaScan, await f()];
+      } finally {
+        stage.unrollMax = saved;
+      }
+    };
+    const [a, b] = await runBoth(() => model.runWithCache([ids], ['layers.1.mixer.state', 'layers.2.mixer.ssm_out']));
+    const diff = (x: Tensor, y: Tensor) => x.data.reduce((m, v, i) => Math.max(m, Math.abs(v - y.data[i])), 0);
+    expect(diff(a.logits!, b.logits!)).toBeLessThan(1e-5);
+    expect(diff(a.cache.get('layers.1.mixer.state'), b.cache.get('layers.1.mixer.state'))).toBeLessThan(1e-5);
+    const [ga, gb] = await runBoth(() => gradients(model, [ids], nextTokenNll, ['layers.0.mixer.x', 'layers.1.mixer.A_log']));
+    expect(diff(ga.grads.get('layers.0.mixer.x')!, gb.grads.get('layers.0.mixer.x')!)).toBeLessThan(1e-5);
+    expect(diff(ga.grads.get('layers.1.mixer.A_log')!, gb.grads.get('layers.1.mixer.A_log')!)).toBeLessThan(1e-4);
+    expect(Math.max(...gb.grads.get('layers.1.mixer.A_log')!.data.map(Math.abs))).toBeGreaterThan(1e-6);
+  });
+});

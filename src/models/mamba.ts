@@ -29,7 +29,8 @@ export function mambaLayerStage(cfg: MambaConfig): StageDef {
     key: `mamba-layer:D${D}:E${E}:N${N}:R${R}:K${K}:b${+cfg.useBias}${+cfg.useConvBias}:eps${eps}`,
     unrollMax: UNROLL_MAX,
     build(g, io) {
-      const resid = io.hook('resid_pre', io.act('resid_pre', ['B', 'T', D])); // [B,T,D]
+      const Tdim = io.options.T ?? 'T'; // numeric when compiled for one length
+      const resid = io.hook('resid_pre', io.act('resid_pre', ['B', Tdim, D])); // [B,T,D]
       const norm = io.hook('norm', rmsNorm(g, resid, io.weight('norm.weight', [D]), eps)); // [B,T,D]
       const inBias = cfg.useBias ? io.weight('mixer.in_proj.bias', [2 * E]) : undefined;
       const xz = g.linear(norm, io.weight('mixer.in_proj.weight', [2 * E, D]), inBias); // [B,T,2E]
@@ -43,7 +44,7 @@ export function mambaLayerStage(cfg: MambaConfig): StageDef {
       let conv = cfg.useConvBias ? io.weight('mixer.conv1d.bias', [E]) : g.scalar(0); // [E]
       for (let k = 0; k < K; k++) {
         const tap = g.slice(w, 0, k, k + 1); // [1,E]
-        const shifted = g.slice(xe, 1, k, k === K - 1 ? Infinity : k - (K - 1), 'T'); // [B,T,E]: x_{t-(K-1)+k}
+        const shifted = g.slice(xe, 1, k, k === K - 1 ? Infinity : k - (K - 1), Tdim); // [B,T,E]: x_{t-(K-1)+k}
         conv = g.add(conv, g.mul(shifted, tap)); // [B,T,E]
       }
       conv = io.hook('mixer.conv', conv);
@@ -58,9 +59,8 @@ export function mambaLayerStage(cfg: MambaConfig): StageDef {
 
       const A = g.neg(g.exp(io.weight('mixer.A_log', [E, N]))); // [E,N]
       const h0 = io.act('ssm_state', ['B', E, N]); // [B,E,N]
-      const T = io.options.T; // a known length unrolls the scan (see selective-scan.ts)
-      const scan = typeof T === 'number'
-        ? selectiveScanUnrolled(g, dt, A, u, Bm, Cm, h0, T, !!io.options.states)
+      const scan = typeof Tdim === 'number' // a known length unrolls the scan (see selective-scan.ts)
+        ? selectiveScanUnrolled(g, dt, A, u, Bm, Cm, h0, Tdim, !!io.options.states)
         : selectiveScan(g, dt, A, u, Bm, Cm, h0, !!io.options.states);
       if (scan.states) io.hook('mixer.state', scan.states); // [B,T,E,N], read-only
       const s = io.hook('mixer.ssm_out', g.add(scan.y, g.mul(u, io.weight('mixer.D', [E])))); // [B,T,E]
