@@ -91,6 +91,12 @@ const GLOBAL_ALIASES: Record<Arch, Record<string, string>> = {
   gpt_neox: { hook_embed: 'embed', embed_in: 'embed', 'ln_final.hook_normalized': 'final_ln', final_layer_norm: 'final_ln', hook_logits: 'logits' },
 };
 
+/** Every accepted alias spelling of a canonical local hook name (per layer or model-level). */
+export function aliasesOf(arch: Arch, local: string): string[] {
+  const table = { ...LAYER_ALIASES[arch], ...GLOBAL_ALIASES[arch] };
+  return Object.keys(table).filter((a) => a !== '' && table[a] === local);
+}
+
 export interface HookName {
   name: string; // canonical global name
   layer: number | null;
