@@ -24,3 +24,4 @@ export { Tape } from './runtime/tape';
 export { FactlensError } from './errors';
 export * from './io';
 export { runLayerSlice } from './runtime/layer-slice';
+export { mambaStateAt, resumeCacheNames } from './runtime/resume';

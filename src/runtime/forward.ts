@@ -18,6 +18,8 @@ export interface HookContext {
   name: string; // canonical hook name
   layer: number | null;
   batch: Batch;
+  /** Per row, the absolute position of the run's first token (non-zero when a run resumes mid-sequence). */
+  offsets: number[];
 }
 export type HookFn = (act: Tensor, ctx: HookContext) => Tensor | void | Promise<Tensor | void>;
 
@@ -49,6 +51,12 @@ export interface RunOptions {
   returnState?: boolean;
   /** Mamba only: replace the recurrent state after given positions (see state-patch.ts). */
   statePatches?: StatePatch[];
+  /**
+   * Per row, the absolute position of the first token of this run, for runs
+   * that resume mid-sequence from a saved state (with `state` and `startAt`).
+   * Hooks see them as ctx.offsets; interventions take absolute positions.
+   */
+  positionOffsets?: number[];
 }
 
 export interface RunResult {
@@ -73,9 +81,11 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
   if ((opts.state || opts.statePatches?.length) && model.arch !== 'mamba') throw new FactlensError('state: only Mamba models have a recurrent state');
   for (const p of opts.statePatches ?? []) if (p.layer < 0 || p.layer >= L) throw new FactlensError(`state patch: layer ${p.layer} is out of range 0..${L - 1}`);
 
+  const offsets = opts.positionOffsets ?? new Array(batch.B).fill(0);
+  if (offsets.length !== batch.B) throw new FactlensError(`positionOffsets has ${offsets.length} entries for ${batch.B} rows`);
   const applyHooks = async (name: string, layer: number | null, t: Tensor): Promise<Tensor> => {
     for (const fn of hooks.get(name) ?? []) {
-      const r = await fn(t, { name, layer, batch });
+      const r = await fn(t, { name, layer, batch, offsets });
       if (r) {
         if (r.shape.join() !== t.shape.join()) throw new FactlensError(`hook "${name}" returned shape [${r.shape}], expected [${t.shape}]`);
         opts.tape?.recordReplacement(t, r);
@@ -98,7 +108,7 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
   const extra = layerInputs(model, batch, opts.state);
   const state: MambaState = { conv: [], ssm: [] };
   for (let l = start; l < until; l++) {
-    const plan = planFor(`layers.${l}.`, hooks, wanted, batch, l);
+    const plan = planFor(`layers.${l}.`, hooks, wanted, { name: '', layer: l, batch, offsets });
     const acts = { resid_pre: resid, ...extra(l) };
     const patches = (opts.statePatches ?? []).filter((p) => p.layer === l);
     const res = patches.length
@@ -116,7 +126,7 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
   if (until === L && mode !== 'none') {
     const readout = mode === 'all' ? resid : gatherLast(resid, batch, opts.tape); // [B,P,D]
     const headLocal = model.arch === 'mamba' ? 'norm_f' : 'final_ln';
-    const plan = planFor('', hooks, wanted, batch, null, [headLocal, 'logits']);
+    const plan = planFor('', hooks, wanted, { name: '', layer: null, batch, offsets }, [headLocal, 'logits']);
     const res = await runStage(model.headStage, { resid: readout }, (w) => model.weight(w), plan, opts.tape);
     for (const [local, t] of res.reads) cache.set(local, t);
     logits = res.outs.logits;
@@ -125,13 +135,13 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
 }
 
 /** The stage plan for names under `prefix` (a layer) or the given head names. */
-function planFor(prefix: string, hooks: Map<string, HookFn[]>, wanted: Set<string>, batch: Batch, layer: number | null, only?: string[]): StagePlan {
+function planFor(prefix: string, hooks: Map<string, HookFn[]>, wanted: Set<string>, ctx: HookContext, only?: string[]): StagePlan {
   const plan = emptyPlan();
   const local = (n: string) => (prefix ? (n.startsWith(prefix) ? n.slice(prefix.length) : null) : only!.includes(n) ? n : null);
   for (const [n, fns] of hooks) {
     const l = local(n);
     if (l === null) continue;
-    plan.writes.set(l, fns.map((fn): StageHook => (t) => fn(t, { name: n, layer, batch })));
+    plan.writes.set(l, fns.map((fn): StageHook => (t) => fn(t, { ...ctx, name: n })));
   }
   for (const n of wanted) {
     const l = local(n);

@@ -84,10 +84,11 @@ function applySpecs(name: string, specs: InterventionSpec[], act: Tensor, hc: Ho
     const source = spec.source ? ctx.caches![spec.source.cache].get(name) : null;
     for (const b of rows) {
       if (b < 0 || b >= act.shape[0]) fail(`intervention on ${name}: row ${b} is out of range (batch has ${act.shape[0]} rows)`);
-      for (const t of positionsOf(spec.positions ?? 'all', hc.batch.lengths[b], T, name)) {
+      const offset = hc.offsets[b];
+      for (const t of positionsOf(spec.positions ?? 'all', hc.batch.lengths[b], T, offset, name)) {
         for (let h = 0; h < lead; h++) {
           const off = ((b * lead + h) * T + t) * width;
-          applyOp(spec, out.data.subarray(off, off + width), vectorFor(spec, source, h, t, width, lead, name), random);
+          applyOp(spec, out.data.subarray(off, off + width), vectorFor(spec, source, h, t + offset, width, lead, name), random);
         }
       }
     }
@@ -95,13 +96,18 @@ function applySpecs(name: string, specs: InterventionSpec[], act: Tensor, hc: Ho
   return out;
 }
 
-function positionsOf(p: Positions, length: number, T: number, name: string): number[] {
+/**
+ * Positions of this run to touch. Given positions are absolute; a run that
+ * starts mid-sequence (offset > 0) skips those before its start.
+ */
+function positionsOf(p: Positions, length: number, T: number, offset: number, name: string): number[] {
   if (p === 'all') return [...Array(length).keys()];
   if (p === 'last') return [length - 1];
-  for (const t of p) if (t < 0 || t >= T) fail(`intervention on ${name}: position ${t} is out of range (sequence has ${T} positions)`);
-  return p;
+  for (const t of p) if (t < 0 || t - offset >= T) fail(`intervention on ${name}: position ${t} is out of range (sequence has ${T + offset} positions)`);
+  return p.filter((t) => t >= offset).map((t) => t - offset);
 }
 
+/** The vector for absolute position t (a cached source is indexed by absolute position). */
 function vectorFor(spec: InterventionSpec, source: Tensor | null, h: number, t: number, width: number, lead: number, name: string): Float32Array | null {
   if (source) {
     const row = spec.source!.row ?? 0;

@@ -8,7 +8,8 @@
 import * as aq from 'arquero';
 import type { Model } from './model';
 import { makeBatch } from './batch';
-import { HookFn } from './forward';
+import { HookFn, MambaState } from './forward';
+import { FactlensError } from '../errors';
 import { InterventionContext, interventionHooks, InterventionSpec } from './interventions';
 import { Tensor } from './tensor';
 
@@ -25,12 +26,19 @@ export interface SweepOptions {
   /** Runs per forward pass; default from a memory budget (see autoBatchSize). */
   batchSize?: number;
   /**
-   * Skip the layers a run cannot change: a run whose interventions all sit at
-   * layers ≥ startLayer(row) starts there from `resid(layer)`, the [1,T,D]
+   * Skip what a run cannot change. A run whose interventions all sit at
+   * layers ≥ startLayer(row) starts there from `resid(layer, row)`, the [1,T,D]
    * residual entering that layer in an unpatched run of the same input.
-   * Rows are grouped by start layer; results come back in grid order.
+   * Mamba only: with startPosition(row) the run also skips the positions
+   * before it (causality), resuming from `state(layer, position, row)` — see
+   * resume.ts (mambaStateAt). Results come back in grid order.
    */
-  prefix?: { startLayer: (row: Row) => number; resid: (layer: number) => Tensor };
+  prefix?: {
+    startLayer: (row: Row) => number;
+    resid: (layer: number, row: Row) => Tensor;
+    startPosition?: (row: Row) => number;
+    state?: (layer: number, position: number, row: Row) => { conv: Tensor; ssm: Tensor };
+  };
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -47,15 +55,22 @@ export async function sweep(model: Model, grid: Table | Row[], opts: SweepOption
   for (let start = 0; start < rows.length; start += bs) {
     const idx = order.slice(start, start + bs);
     const chunk = idx.map((i) => rows[i]);
-    const batch = makeBatch(chunk.map(inputFor), model.config.vocabSize, model.padId);
     const layer0 = Math.min(...idx.map((i) => starts[i]));
+    const positions = chunk.map((r) => (opts.prefix?.startPosition && model.arch === 'mamba' ? opts.prefix.startPosition(r) : 0));
+    const batch = makeBatch(chunk.map((r, b) => inputFor(r).slice(positions[b])), model.config.vocabSize, model.padId);
     const hooks: Array<[string, HookFn]> = [];
     chunk.forEach((row, b) => {
       const specs = opts.interventions(row).map((s) => ({ ...s, rows: [b] }));
       hooks.push(...interventionHooks(model, specs, { caches: opts.caches }));
     });
-    const startAt = opts.prefix && layer0 > 0 ? { layer: layer0, resid: repeatRows(opts.prefix.resid(layer0), batch.B) } : undefined;
-    const res = await model.run(batch, { hooks, logits: 'last', startAt });
+    const resumed = opts.prefix && (layer0 > 0 || positions.some((p) => p > 0));
+    const res = await model.run(batch, {
+      hooks,
+      logits: 'last',
+      startAt: resumed ? { layer: layer0, resid: suffixRows(chunk.map((r) => opts.prefix!.resid(layer0, r)), positions, batch.T) } : undefined,
+      state: resumed && positions.some((p) => p > 0) ? stackStates(model, layer0, chunk, positions, opts.prefix!) : undefined,
+      positionOffsets: positions,
+    });
     const V = res.logits!.shape[2];
     chunk.forEach((row, b) => (results[idx[b]] = { ...row, ...opts.metric(res.logits!.data.subarray(b * V, (b + 1) * V), row) }));
     opts.onProgress?.(Math.min(start + bs, rows.length), rows.length);
@@ -63,11 +78,33 @@ export async function sweep(model: Model, grid: Table | Row[], opts: SweepOption
   return aq.from(results);
 }
 
-/** A [1,...] tensor repeated into [B,...]. */
-function repeatRows(t: Tensor, B: number): Tensor {
-  const out = new Float32Array(t.size * B);
-  for (let b = 0; b < B; b++) out.set(t.data, b * t.size);
-  return new Tensor(out, [B, ...t.shape.slice(1)]);
+/** Row b's [1,T,D] residual from position positions[b] on, right-padded with zeros to T' tokens: [B,T',D]. */
+function suffixRows(resids: Tensor[], positions: number[], Tp: number): Tensor {
+  const D = resids[0].shape[2];
+  const out = new Float32Array(resids.length * Tp * D); // [B,T',D]
+  resids.forEach((r, b) => {
+    const n = Math.min(Tp, r.shape[1] - positions[b]);
+    out.set(r.data.subarray(positions[b] * D, (positions[b] + n) * D), b * Tp * D);
+  });
+  return new Tensor(out, [resids.length, Tp, D]);
+}
+
+/** The recurrent state entering each row's start position, for every layer from layer0 on. */
+function stackStates(model: Model, layer0: number, chunk: Row[], positions: number[], prefix: NonNullable<SweepOptions['prefix']>): MambaState {
+  if (!prefix.state) throw new FactlensError('sweep: prefix.startPosition needs prefix.state (see mambaStateAt)');
+  const state: MambaState = { conv: [], ssm: [] };
+  for (let l = layer0; l < model.nLayers; l++) {
+    const parts = chunk.map((r, b) => prefix.state!(l, positions[b], r));
+    state.conv[l] = stackRows(parts.map((p) => p.conv));
+    state.ssm[l] = stackRows(parts.map((p) => p.ssm));
+  }
+  return state;
+}
+
+function stackRows(ts: Tensor[]): Tensor {
+  const out = new Float32Array(ts.length * ts[0].size);
+  ts.forEach((t, b) => out.set(t.data, b * t.size));
+  return new Tensor(out, [ts.length, ...ts[0].shape.slice(1)]);
 }
 
 /**

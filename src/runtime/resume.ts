@@ -1,0 +1,36 @@
+/**
+ * Resuming a Mamba run mid-sequence: the recurrent state entering position t
+ * of layer l is fully described by the last K−1 conv inputs (mixer.x at
+ * t−K+1..t−1, zeros before the start) and the SSM state after token t−1.
+ * Both can be read from a cached run, so a patched run that changes nothing
+ * before (layer l, position t) can start there.
+ */
+import { FactlensError } from '../errors';
+import { ActivationCache } from './cache';
+import type { Model } from './model';
+import { Tensor } from './tensor';
+
+/** Cache names a run must keep so that mambaStateAt can resume it at any layer and position. */
+export function resumeCacheNames(model: Model): string[] {
+  const names: string[] = [];
+  for (let l = 0; l < model.nLayers; l++) names.push(`layers.${l}.resid_pre`, `layers.${l}.mixer.x`, `layers.${l}.mixer.state`);
+  return names;
+}
+
+/** The state entering `position` at `layer`, for one row of a cached run: conv [1,K−1,E], ssm [1,E,N]. */
+export function mambaStateAt(model: Model, cache: ActivationCache, layer: number, position: number, row = 0): { conv: Tensor; ssm: Tensor } {
+  const { dInner: E, dState: N, convKernel: K } = model.mambaConfig;
+  const conv = Tensor.zeros([1, K - 1, E]); // [1,K-1,E]
+  const ssm = Tensor.zeros([1, E, N]); // [1,E,N]
+  if (position <= 0) return { conv, ssm };
+  const x = cache.get(`layers.${layer}.mixer.x`); // [B,T,E]
+  const states = cache.get(`layers.${layer}.mixer.state`); // [B,T,E,N]
+  const T = x.shape[1];
+  if (position > T) throw new FactlensError(`mambaStateAt: position ${position} is beyond the cached run (${T} tokens)`);
+  for (let k = 0; k < K - 1; k++) {
+    const t = position - (K - 1) + k;
+    if (t >= 0) conv.data.set(x.data.subarray((row * T + t) * E, (row * T + t + 1) * E), k * E);
+  }
+  ssm.data.set(states.data.subarray((row * T + position - 1) * E * N, (row * T + position) * E * N));
+  return { conv, ssm };
+}
