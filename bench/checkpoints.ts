@@ -1,0 +1,63 @@
+/**
+ * Random-weight checkpoints of real shapes, written once as Hugging Face
+ * directories (config.json + float32 model.safetensors under the stored
+ * names transformers uses) so that both this library and transformers load
+ * the very same file. Values are scaled like trained weights (norms 1,
+ * linears ~U(±0.035), Mamba's A_log = log(1..N), dt bias for Δ ≈ 0.01) so no
+ * path overflows.
+ */
+import fs from 'fs';
+import path from 'path';
+import { expectedWeights, parseConfig, writeSafetensors, WritableTensor } from '../src/io';
+import { BenchModel, CACHE } from './configs';
+
+/** Directory of a bench model, generating its weights on first use. */
+export function checkpointDir(m: BenchModel, log: (s: string) => void = () => {}): string {
+  if (m.dir) return m.dir;
+  const dir = path.join(CACHE, 'bench-models', m.name);
+  const done = path.join(dir, '.complete');
+  const cfgText = JSON.stringify(m.config, null, 2);
+  if (fs.existsSync(done) && fs.readFileSync(path.join(dir, 'config.json'), 'utf8') === cfgText) return dir;
+  log(`generating random ${m.name} weights in ${path.relative(process.cwd(), dir)} (once) ...`);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.rmSync(done, { force: true });
+  const cfg = parseConfig(m.config, `${m.name}/config.json`);
+  const tensors: Record<string, WritableTensor> = {};
+  let seed = 1;
+  for (const [name, shape] of expectedWeights(cfg)) {
+    tensors[storedName(name, cfg.arch)] = { dtype: 'F32', shape, data: init(name, shape, seed++) };
+  }
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  fs.writeFileSync(path.join(dir, 'config.json'), cfgText);
+  fs.writeFileSync(done, '');
+  return dir;
+}
+
+/** The name transformers' save_pretrained uses for a canonical weight name. */
+function storedName(name: string, arch: 'mamba' | 'gpt_neox'): string {
+  if (arch === 'mamba') return name === 'lm_head.weight' ? name : `backbone.${name}`;
+  return name === 'embed_out.weight' ? name : `gpt_neox.${name}`;
+}
+
+function init(name: string, shape: number[], seed: number): Float32Array {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  if (/norm(_f)?\.weight$|layernorm\.weight$|final_layer_norm\.weight$/.test(name)) return out.fill(1);
+  if (/layernorm\.bias$|final_layer_norm\.bias$|\.bias$/.test(name) && !name.endsWith('dt_proj.bias')) return out; // zeros
+  if (name.endsWith('A_log')) {
+    const N = shape[1];
+    for (let i = 0; i < n; i++) out[i] = Math.log(1 + (i % N));
+    return out;
+  }
+  if (name.endsWith('mixer.D')) return out.fill(1);
+  if (name.endsWith('dt_proj.bias')) return out.fill(Math.log(Math.expm1(0.01))); // softplus⁻¹(0.01)
+  let s = seed >>> 0 || 1;
+  const scale = name.includes('conv1d') ? 0.5 : 0.035;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = ((s >>> 0) / 4294967296 - 0.5) * 2 * scale;
+  }
+  return out;
+}

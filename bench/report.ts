@@ -1,0 +1,86 @@
+/** The bench's rows, their JSON form, and the readable table with targets. */
+import type { SweepBench } from './sweep-bench';
+
+export interface ForwardRow {
+  model: string;
+  arch: 'mamba' | 'gpt_neox';
+  batch: number;
+  tokens: number;
+  msBest: number;
+  msMedian: number;
+  reps: number;
+  gflopPerForward: number;
+  peakGflops: number;
+  maxRssBytes: number;
+  weightBytes: number;
+  torchMs?: number; // best of its reps
+  torchProbeDiff?: number; // max |logit difference| of a 256-logit probe, this library vs transformers
+}
+
+export interface JsonRow {
+  model: string;
+  batch: number;
+  tokens: number;
+  ms_per_forward: number;
+  gflops: number;
+  peak_gflops: number;
+  rss_over_weights: number;
+}
+
+const r2 = (x: number, d = 2) => Number(x.toFixed(d));
+
+export function toJson(rows: ForwardRow[]): JsonRow[] {
+  return rows.map((r) => ({
+    model: r.model,
+    batch: r.batch,
+    tokens: r.tokens,
+    ms_per_forward: r2(r.msBest),
+    gflops: r2(r.gflopPerForward / (r.msBest / 1000)),
+    peak_gflops: r2(r.peakGflops),
+    rss_over_weights: r2(r.maxRssBytes / r.weightBytes, 3),
+  }));
+}
+
+function table(head: string[], body: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 1 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
+  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...body.map(line)].join('\n');
+}
+
+const mark = (ok: boolean) => (ok ? 'ok' : 'MISS');
+
+export function forwardTable(rows: ForwardRow[], baselineRss: number): string {
+  const body = rows.map((r) => {
+    const gflops = r.gflopPerForward / (r.msBest / 1000);
+    const pct = (100 * gflops) / r.peakGflops;
+    const rss = r.maxRssBytes / r.weightBytes;
+    const speed = r.torchMs !== undefined ? r.torchMs / r.msBest : undefined;
+    const speedTarget = r.arch === 'mamba' ? 2 : 1;
+    return [
+      r.model, String(r.batch), String(r.tokens),
+      r.msBest.toFixed(1), r.msMedian.toFixed(1), String(r.reps),
+      gflops.toFixed(1), `${pct.toFixed(0)}%${r.batch === 32 ? ` ${mark(pct >= 50)}` : ''}`,
+      (r.maxRssBytes / 2 ** 20).toFixed(0), `${rss.toFixed(2)} ${mark(rss <= 1.3)}`,
+      ((r.maxRssBytes - baselineRss) / r.weightBytes).toFixed(2),
+      r.torchMs !== undefined ? r.torchMs.toFixed(1) : '-',
+      speed !== undefined ? `${speed.toFixed(2)}x ${mark(speed >= speedTarget)} (≥${speedTarget}x)` : '-',
+      r.torchProbeDiff !== undefined ? r.torchProbeDiff.toExponential(1) : '-',
+    ];
+  });
+  return table(
+    ['model', 'B', 'T', 'ms/fwd', 'median', 'n', 'GFLOP/s', '% peak', 'RSS MB', 'RSS/weights', '(−base)', 'torch ms', 'torch/ours', 'Δlogits'],
+    body,
+  );
+}
+
+export function sweepTable(s: SweepBench): string {
+  const row = (label: string, ms: number) => {
+    const speed = s.oneByOneMsEstimated / ms;
+    return [label, (ms / 1000).toFixed(2), (s.runs / (ms / 1000)).toFixed(1), `${speed.toFixed(1)}x`, `${mark(ms < 1000)} / ${mark(speed >= 5)}`];
+  };
+  return table(['sweep (mamba-facts, replace resid_pre from clean cache)', 's', 'runs/s', 'vs one-by-one', '<1 s / ≥5x'], [
+    row(`sweep, ${s.runs} runs, batch ${s.batchSize}`, s.sweepMs),
+    row('sweep with prefix (skips unchanged layers)', s.prefixMs),
+    [`one by one (est.: ${s.oneByOneSample} plain forwards timed, × ${s.runs})`, (s.oneByOneMsEstimated / 1000).toFixed(2), (1000 / s.oneByOneMsEach).toFixed(1), '1.0x', '-'],
+  ]);
+}
