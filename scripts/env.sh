@@ -12,8 +12,9 @@ export JUPYTER_PLATFORM_DIRS=1   # silences jupyter_core's platformdirs migratio
 export PATH="$FACTLENS_ROOT/node_modules/.bin:$PATH"
 
 # The Python with Jupyter: the project venv (pip), else Debian's (apt fallback), else none.
+# FACTLENS_JUPYTER=debian picks Debian's even when .venv exists.
 FACTLENS_JUPYTER_PY=""
-if [ -x "$FACTLENS_ROOT/.venv/bin/jupyter-nbconvert" ]; then
+if [ "${FACTLENS_JUPYTER:-}" != debian ] && [ -x "$FACTLENS_ROOT/.venv/bin/jupyter-nbconvert" ]; then
   FACTLENS_JUPYTER_PY="$FACTLENS_ROOT/.venv/bin/python"
 elif [ -x /usr/bin/jupyter-nbconvert ]; then
   FACTLENS_JUPYTER_PY=/usr/bin/python3

@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$FACTLENS_ROOT"
 [ -f "$JUPYTER_DATA_DIR/kernels/tslab/kernel.json" ] || { echo "run 'bash scripts/setup.sh' first" >&2; exit 2; }
 root_flag=(); [ "$(id -u)" = 0 ] && root_flag=(--allow-root)
-if [ -x .venv/bin/jupyter-lab ]; then
+if [ "${FACTLENS_JUPYTER:-}" != debian ] && [ -x .venv/bin/jupyter-lab ]; then
   exec .venv/bin/jupyter-lab --notebook-dir=notebooks "${root_flag[@]}" "$@"
 elif [ -x /usr/bin/jupyter-notebook ]; then
   echo "JupyterLab is not installed (setup fell back to Debian): starting the classic notebook" >&2

@@ -5,6 +5,7 @@
 #
 #   FACTLENS_SKIP_NOTEBOOKS=1  set up only, don't execute the notebooks (CI runs them inside npm test)
 #   FACTLENS_SKIP_CHROMIUM=1   don't apt-get install chromium
+#   FACTLENS_JUPYTER=debian    use Debian's classic notebook + nbconvert (apt) instead of a pip .venv
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$FACTLENS_ROOT"
@@ -27,6 +28,7 @@ fi
 
 step "Jupyter (Python side)"
 req_hash=$(hash_of kernel-config/requirements.txt)
+lab_version() { .venv/bin/python -c 'import importlib.metadata as m; print(m.version("jupyterlab"))' 2>/dev/null || echo '?'; }
 venv_ok() { [ -f .venv/.factlens-req ] && [ "$(cat .venv/.factlens-req)" = "$req_hash" ] && [ -x .venv/bin/jupyter-nbconvert ]; }
 
 # pip options that name only the local wheel stores from `pip config`, so pip never asks the public index.
@@ -63,10 +65,13 @@ install_debian_jupyter() {
     jupyter-notebook python3-notebook jupyter-nbconvert python3-nbconvert python3-nbclient python3-ipykernel jupyter-client
 }
 
-if venv_ok; then
-  echo "up to date: .venv ($(.venv/bin/jupyter-lab --version 2>/dev/null || echo '?'))"
+if [ "${FACTLENS_JUPYTER:-}" = debian ]; then
+  echo "FACTLENS_JUPYTER=debian: using Debian's classic notebook instead of .venv"
+  [ -x /usr/bin/jupyter-nbconvert ] || install_debian_jupyter || { echo "!! apt-get install failed" >&2; exit 1; }
+elif venv_ok; then
+  echo "up to date: .venv (JupyterLab $(lab_version))"
 elif install_venv; then
-  echo "installed JupyterLab $(.venv/bin/jupyter-lab --version) into .venv from the local wheel store"
+  echo "installed JupyterLab $(lab_version) into .venv from the local wheel store"
 else
   rm -rf .venv
   echo "!! pip could not install JupyterLab offline; FALLING BACK to Debian's classic notebook (no JupyterLab)"
