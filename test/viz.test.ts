@@ -118,6 +118,8 @@ describe('subplots', () => {
     expect(fig.layout.yaxis3.autorange).toBe('reversed');
     expect(fig.data[1].colorbar.x).toBeGreaterThan(fig.layout.xaxis2.domain[1]);
     expect(fig.layout.annotations.map((a: { text: string }) => a.text)).toEqual(['residual', 'mlp', 'attn']);
+    // Same prompt in every panel: token labels only on the first.
+    expect([fig.layout.yaxis.showticklabels, fig.layout.yaxis2.showticklabels]).toEqual([undefined, false]);
   });
 });
 

@@ -7,7 +7,7 @@ export interface SubplotOptions extends CommonOptions {
   cols?: number;
   /** A title above each panel (default: each figure's own title). */
   titles?: string[];
-  /** Horizontal gap between panels as a fraction of the width (default 0.06, 0.12 with colour bars). */
+  /** Horizontal gap between panels, a fraction of the width (default 0.06; with colour bars 0.1, or 0.2 when token labels differ). */
   hspace?: number;
   vspace?: number;
 }
@@ -21,7 +21,10 @@ export function subplots(figs: Figure[], opts: SubplotOptions = {}): Figure {
   const cols = Math.max(1, Math.min(opts.cols ?? figs.length, figs.length));
   const rows = Math.ceil(figs.length / cols);
   const hasBars = figs.some((f) => f.data.some((t) => t.colorbar));
-  const hspace = opts.hspace ?? (hasBars ? 0.12 : 0.06);
+  // Heatmaps of one prompt share their token labels: show them once per row, leaving room for colour bars.
+  const ticks = figs.map((f) => JSON.stringify(f.layout.yaxis?.ticktext ?? null));
+  const sharedTokens = ticks[0] !== 'null' && ticks.every((t) => t === ticks[0]);
+  const hspace = opts.hspace ?? (hasBars ? (sharedTokens ? 0.1 : 0.2) : 0.06);
   const vspace = opts.vspace ?? 0.12;
   const panelHeight = Math.max(...figs.map((f) => f.layout.height ?? 380));
   const layout: Layout = baseLayout({ ...opts, height: opts.height ?? panelHeight * rows });
@@ -33,6 +36,7 @@ export function subplots(figs: Figure[], opts: SubplotOptions = {}): Figure {
     const y = span(rows - 1 - Math.floor(i / cols), rows, vspace); // row 0 at the top
     layout[`xaxis${n}`] = { ...fig.layout.xaxis, domain: x, anchor: `y${n}` };
     layout[`yaxis${n}`] = { ...fig.layout.yaxis, domain: y, anchor: `x${n}` };
+    if (sharedTokens && i % cols > 0) layout[`yaxis${n}`].showticklabels = false;
     const title = opts.titles?.[i] ?? fig.layout.title?.text;
     if (title) {
       layout.annotations.push({
@@ -42,7 +46,11 @@ export function subplots(figs: Figure[], opts: SubplotOptions = {}): Figure {
     }
     return fig.data.map((t) => {
       const moved: Trace = { ...t, xaxis: `x${n}`, yaxis: `y${n}` };
-      if (t.colorbar) moved.colorbar = { ...t.colorbar, x: x[1] + 0.01, xanchor: 'left', y: (y[0] + y[1]) / 2, yanchor: 'middle', len: y[1] - y[0] };
+      if (t.colorbar) {
+        // Beside its own panel; title on top, so it doesn't run into the next panel's token labels.
+        const title = { ...t.colorbar.title, side: 'top' };
+        moved.colorbar = { ...t.colorbar, title, x: x[1] + 0.01, xanchor: 'left', y: (y[0] + y[1]) / 2, yanchor: 'middle', len: y[1] - y[0] };
+      }
       return moved;
     });
   });
