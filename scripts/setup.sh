@@ -18,12 +18,14 @@ hash_of() { sha256sum "$@" | sha256sum | cut -c1-16; }
 step "npm dependencies"
 # onnxruntime-node's postinstall downloads CUDA providers from the internet; skip it (CPU ships in the tarball).
 export ONNXRUNTIME_NODE_INSTALL=skip
-lock_hash=$(hash_of package-lock.json)
+lock_hash=$(hash_of package-lock.json 2>/dev/null || echo none)
 if [ -f node_modules/.factlens-lock ] && [ "$(cat node_modules/.factlens-lock)" = "$lock_hash" ]; then
   echo "up to date"
-else
+elif [ -f package-lock.json ]; then
   npm ci --no-audit --no-fund
   echo "$lock_hash" > node_modules/.factlens-lock
+else
+  npm install --no-audit --no-fund   # no lockfile (a fork that dropped it): resolve afresh
 fi
 
 step "Jupyter (Python side)"
