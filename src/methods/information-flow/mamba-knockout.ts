@@ -1,0 +1,101 @@
+/**
+ * The paper's Mamba "attention-knockout" analogue (paper-spec §5.2, romba retention_knockout.py) and
+ * its exact counterpart.
+ *
+ * method 'mean' (the paper): in every layer of a window of k layers around ℓ, set a_t := mean_ℓ (the
+ * corpus mean of a = mixer.x) at the source positions, clamp every other non-final position to its
+ * clean a_t, and let the last position compute freely. This also changes the sources' own outputs,
+ * and the mean vector is injected rather than the tokens removed.
+ * method 'exact' (and 'exact+slots', 'retention'): path blocking (path-blocking.ts) of the sources into
+ * the last token's Conv+SSM output in the same layers; nothing else is touched, no clamping needed.
+ *
+ * Metric: relative change (p_knock(o) − p_clean(o)) / p_clean(o) of the clean answer o at the last token.
+ */
+import * as aq from 'arquero';
+import { FactlensError } from '../../errors';
+import type { Model } from '../../runtime/model';
+import { Tensor } from '../../runtime/tensor';
+import type { BlockMode } from './reference';
+import { FactPrompt, SOURCE_SETS, SourceSet, sourcePositions } from './prompts';
+import { recordRuns, runVariants, Variant } from './runner';
+import { knockoutWindow } from './window';
+
+export type Table = ReturnType<typeof aq.from>;
+
+export interface KnockoutOptions {
+  /** Layers per window (default 10, romba's [ℓ−5, ℓ+5)). */
+  window?: number;
+  /** Window centres (default every layer). */
+  centers?: number[];
+  sets?: SourceSet[];
+  batchSize?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface MambaKnockoutOptions extends KnockoutOptions {
+  /** 'mean' = the paper's mean ablation of a (needs `means`); otherwise a path-blocking mode. */
+  method?: 'mean' | BlockMode;
+  /** [L,E] mean of mixer.x per layer (meanActivations). */
+  means?: Tensor;
+}
+
+/** One row per (prompt, source set, window centre): prompt, relation, subject, set, layer, p, pClean, change. */
+export async function mambaKnockout(model: Model, prompts: FactPrompt[], opts: MambaKnockoutOptions = {}): Promise<Table> {
+  if (model.arch !== 'mamba') throw new FactlensError(`mambaKnockout needs a Mamba model; ${model.name} is ${model.arch} (use attentionKnockout)`);
+  const method = opts.method ?? 'mean';
+  const E = model.mambaConfig.dInner;
+  if (method === 'mean' && (!opts.means || opts.means.shape.join() !== [model.nLayers, E].join())) {
+    throw new FactlensError(`mambaKnockout with method 'mean' needs means of shape [${model.nLayers},${E}] (see meanActivations)`);
+  }
+  const clean = await recordRuns(model, prompts.map((p) => p.ids), method === 'mean' ? ['resid_pre', 'mixer.x'] : ['resid_pre'], { batchSize: opts.batchSize });
+  return knockoutTable(model, prompts, opts, (p, i, positions, layers) => {
+    const T = p.ids.length;
+    const variant: Variant = { ids: p.ids, target: p.answer, startLayer: layers[0], prefix: (l) => clean[i].acts.get('resid_pre')![l] };
+    if (method === 'mean') {
+      const src = new Set(positions);
+      variant.edits = layers.map((l) => ({
+        hook: `layers.${l}.mixer.x`,
+        apply: (view: Float32Array) => {
+          const mean = opts.means!.data.subarray(l * E, (l + 1) * E);
+          const a = clean[i].acts.get('mixer.x')![l];
+          for (let t = 0; t < T; t++) {
+            if (src.has(t)) view.set(mean, t * E);
+            else if (t < T - 1) view.set(a.subarray(t * E, (t + 1) * E), t * E); // clamp to clean
+          }
+        },
+      }));
+    } else {
+      variant.blocks = [{ layers, targets: 'last', sources: positions, mode: method }];
+    }
+    return variant;
+  });
+}
+
+/** The shared grid of knockout experiments: prompts × source sets × window centres. */
+export async function knockoutTable(
+  model: Model,
+  prompts: FactPrompt[],
+  opts: KnockoutOptions,
+  variantFor: (p: FactPrompt, index: number, positions: number[], layers: number[]) => Variant,
+): Promise<Table> {
+  const sets = opts.sets ?? SOURCE_SETS;
+  const k = opts.window ?? 10;
+  const centers = opts.centers ?? [...Array(model.nLayers).keys()];
+  const rows: Array<Record<string, unknown>> = [];
+  const variants: Variant[] = [];
+  prompts.forEach((p, i) => {
+    for (const set of sets) {
+      const positions = sourcePositions(set, p.subjectRange, p.ids.length);
+      for (const layer of centers) {
+        rows.push({ prompt: i, relation: p.relation, subject: p.subject, set, layer, pClean: p.pClean });
+        variants.push(variantFor(p, i, positions, knockoutWindow(layer, k, model.nLayers)));
+      }
+    }
+  });
+  const ps = await runVariants(model, variants, { batchSize: opts.batchSize, onProgress: opts.onProgress });
+  rows.forEach((r, j) => {
+    r.p = ps[j];
+    r.change = (ps[j] - (r.pClean as number)) / (r.pClean as number);
+  });
+  return aq.from(rows);
+}
