@@ -1,0 +1,105 @@
+/**
+ * CounterFact scoring (paper-spec §3.5). For each prompt P and target X ∈ {new, true}:
+ * NLL(X|P) = mean over X's tokens of −log p, by teacher forcing P + " " + X (all prompts of a case
+ * and both targets in one batch). prob = exp(−NLL).
+ *   ES = [NLL(true) > NLL(new)] on the rewrite prompt, PS = mean over paraphrases, NS = mean over
+ *   neighbourhood prompts of [NLL(true) < NLL(new)]; EM/PM = mean(prob(new) − prob(true)),
+ *   NM = mean(prob(true) − prob(new)); *_acc: every target token is the argmax.
+ * Per case first, then averaged over cases, ×100; S = harmonic mean of ES, PS, NS.
+ */
+import { makeBatch } from '../../runtime/batch';
+import { softmaxRow } from '../../runtime/grad';
+import type { Model } from '../../runtime/model';
+import { CounterFactRecord, rewritePrompt } from '../../data/counterfact';
+
+export interface TargetScore {
+  prompt: string;
+  nllNew: number;
+  nllTrue: number;
+  pNew: number;
+  pTrue: number;
+  accNew: boolean;
+  accTrue: boolean;
+}
+
+export interface CaseScores {
+  caseId: number;
+  rewrite: TargetScore;
+  paraphrase: TargetScore[];
+  neighborhood: TargetScore[];
+  ES: number; PS: number; NS: number;
+  EM: number; PM: number; NM: number;
+  /** Accuracies (every token of the new object is the argmax; true object for neighbourhood). */
+  rewriteAcc: number; paraphraseAcc: number; neighborhoodAcc: number;
+}
+
+/** Token-averaged NLL and all-argmax accuracy of each continuation (teacher forcing, one batch). */
+export async function continuationScores(model: Model, pairs: Array<{ prompt: string; target: string }>): Promise<{ nll: number; acc: boolean }[]> {
+  const enc = pairs.map((p) => ({ prompt: model.encode(p.prompt), target: model.encode(' ' + p.target.trim()) }));
+  const batch = makeBatch(enc.map((e) => e.prompt.concat(e.target)), model.config.vocabSize, model.padId);
+  const logits = (await model.run(batch, { logits: 'all' })).logits!; // [B,T,V]
+  const [, T, V] = logits.shape;
+  return enc.map((e, b) => {
+    let nll = 0;
+    let acc = true;
+    e.target.forEach((tok, m) => {
+      const off = (b * T + e.prompt.length - 1 + m) * V;
+      const { logZ } = softmaxRow(logits.data, off, V);
+      nll += (logZ - logits.data[off + tok]) / e.target.length;
+      for (let v = 0; v < V; v++) if (logits.data[off + v] > logits.data[off + tok]) { acc = false; break; }
+    });
+    return { nll, acc };
+  });
+}
+
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+
+/** Scores of one record under a model (the edited one, or the original for a "pre" baseline). */
+export async function scoreCase(model: Model, r: CounterFactRecord): Promise<CaseScores> {
+  const newT = r.requested_rewrite.target_new.str;
+  const trueT = r.requested_rewrite.target_true.str;
+  const prompts = [rewritePrompt(r), ...r.paraphrase_prompts, ...r.neighborhood_prompts];
+  const res = await continuationScores(model, prompts.flatMap((prompt) => [{ prompt, target: newT }, { prompt, target: trueT }]));
+  const scores: TargetScore[] = prompts.map((prompt, i) => {
+    const n = res[2 * i], t = res[2 * i + 1];
+    return { prompt, nllNew: n.nll, nllTrue: t.nll, pNew: Math.exp(-n.nll), pTrue: Math.exp(-t.nll), accNew: n.acc, accTrue: t.acc };
+  });
+  const rewrite = scores[0];
+  const paraphrase = scores.slice(1, 1 + r.paraphrase_prompts.length);
+  const neighborhood = scores.slice(1 + r.paraphrase_prompts.length);
+  return {
+    caseId: r.case_id, rewrite, paraphrase, neighborhood,
+    ES: rewrite.nllTrue > rewrite.nllNew ? 1 : 0,
+    PS: mean(paraphrase.map((s) => (s.nllTrue > s.nllNew ? 1 : 0))),
+    NS: mean(neighborhood.map((s) => (s.nllTrue < s.nllNew ? 1 : 0))),
+    EM: rewrite.pNew - rewrite.pTrue,
+    PM: mean(paraphrase.map((s) => s.pNew - s.pTrue)),
+    NM: mean(neighborhood.map((s) => s.pTrue - s.pNew)),
+    rewriteAcc: rewrite.accNew ? 1 : 0,
+    paraphraseAcc: mean(paraphrase.map((s) => (s.accNew ? 1 : 0))),
+    neighborhoodAcc: mean(neighborhood.map((s) => (s.accTrue ? 1 : 0))),
+  };
+}
+
+export interface Summary {
+  n: number;
+  ES: number; PS: number; NS: number; S: number;
+  EM: number; PM: number; NM: number;
+  rewriteAcc: number; paraphraseAcc: number; neighborhoodAcc: number;
+}
+
+export function harmonicMean(xs: number[]): number {
+  if (xs.some((x) => !(x > 0))) return 0;
+  return xs.length / xs.reduce((s, x) => s + 1 / x, 0);
+}
+
+/** Average per case, then over cases, ×100 (ROME's summarize); S = harmonic mean of ES, PS, NS. */
+export function summarize(cases: CaseScores[]): Summary {
+  const avg = (k: keyof CaseScores) => 100 * mean(cases.map((c) => c[k] as number).filter((x) => !Number.isNaN(x)));
+  const ES = avg('ES'), PS = avg('PS'), NS = avg('NS');
+  return {
+    n: cases.length, ES, PS, NS, S: harmonicMean([ES, PS, NS]),
+    EM: avg('EM'), PM: avg('PM'), NM: avg('NM'),
+    rewriteAcc: avg('rewriteAcc'), paraphraseAcc: avg('paraphraseAcc'), neighborhoodAcc: avg('neighborhoodAcc'),
+  };
+}
