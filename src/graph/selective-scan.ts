@@ -107,27 +107,3 @@ function scanVjp(g: Graph, n: Node, outGrads: (Value | null)[], A: Value, E: num
   return [gh0, gDt, gU, gB, gC, g.reduceSum(gAs, [0], false)];
 }
 
-/**
- * The same scan unrolled over a known number of tokens T (no Scan op):
- * Ā and B̄u are computed for all steps at once in time-major layout, then T
- * multiply-adds. ONNX Scan pays a large fixed cost per step, so for the short
- * prompts of interpretability work this is several times faster; it is
- * differentiated by the ordinary per-op rules.
- */
-export function selectiveScanUnrolled(g: Graph, dt: Value, A: Value, u: Value, Bm: Value, Cm: Value, h0: Value, T: number, withStates = false): ScanResult {
-  const tm = (v: Value) => g.transpose(v, TIME_MAJOR); // [B,T,*] -> [T,B,*]
-  const dtT = tm(dt); // [T,B,E]
-  const dA = g.exp(g.mul(g.unsqueeze(dtT, [3]), A)); // [T,B,E,N]
-  const dBu = g.mul(g.unsqueeze(g.mul(dtT, tm(u)), [3]), g.unsqueeze(tm(Bm), [2])); // [T,B,E,N]
-  const steps: Value[] = [];
-  let h = h0; // [B,E,N]
-  for (let t = 0; t < T; t++) {
-    const at = g.squeeze(g.slice(dA, 0, t, t + 1), [0]); // [B,E,N]
-    const bt = g.squeeze(g.slice(dBu, 0, t, t + 1), [0]); // [B,E,N]
-    h = g.add(g.mul(at, h), bt);
-    steps.push(g.unsqueeze(h, [1])); // [B,1,E,N]
-  }
-  const states = T === 1 ? steps[0] : g.concat(steps, 1); // [B,T,E,N]
-  const y = g.squeeze(g.matmul(states, g.unsqueeze(Cm, [3])), [3]); // [B,T,E]
-  return { y, last: h, states: withStates ? states : undefined };
-}

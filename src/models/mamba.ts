@@ -11,7 +11,7 @@
  */
 import type { MambaConfig } from '../io/config';
 import { Graph, Value } from '../graph/ir';
-import { selectiveScan, selectiveScanUnrolled } from '../graph/selective-scan';
+import { selectiveScan } from '../graph/selective-scan';
 import { StageDef } from '../runtime/stage';
 import { rmsNorm } from './norms';
 
@@ -20,17 +20,12 @@ export const MAMBA_LAYER_HOOKS = [
   'mixer.state', 'mixer.ssm_out', 'mixer.gate', 'mixer.out_proj_in', 'mixer.out', 'resid_post',
 ] as const;
 
-/** Prompts up to this many tokens run an unrolled scan (compiled per length); longer ones use ONNX Scan. */
-export const UNROLL_MAX = Number(process.env.FACTLENS_UNROLL_MAX ?? 48);
-
 export function mambaLayerStage(cfg: MambaConfig): StageDef {
   const { dModel: D, dInner: E, dState: N, dtRank: R, convKernel: K, eps } = cfg;
   return {
     key: `mamba-layer:D${D}:E${E}:N${N}:R${R}:K${K}:b${+cfg.useBias}${+cfg.useConvBias}:eps${eps}`,
-    unrollMax: UNROLL_MAX,
     build(g, io) {
-      const Tdim = io.options.T ?? 'T'; // numeric when compiled for one length
-      const resid = io.hook('resid_pre', io.act('resid_pre', ['B', Tdim, D])); // [B,T,D]
+      const resid = io.hook('resid_pre', io.act('resid_pre', ['B', 'T', D])); // [B,T,D]
       const norm = io.hook('norm', rmsNorm(g, resid, io.weight('norm.weight', [D]), eps)); // [B,T,D]
       const inBias = cfg.useBias ? io.weight('mixer.in_proj.bias', [2 * E]) : undefined;
       const xz = g.linear(norm, io.weight('mixer.in_proj.weight', [2 * E, D]), inBias); // [B,T,2E]
@@ -44,7 +39,7 @@ export function mambaLayerStage(cfg: MambaConfig): StageDef {
       let conv = cfg.useConvBias ? io.weight('mixer.conv1d.bias', [E]) : g.scalar(0); // [E]
       for (let k = 0; k < K; k++) {
         const tap = g.slice(w, 0, k, k + 1); // [1,E]
-        const shifted = g.slice(xe, 1, k, k === K - 1 ? Infinity : k - (K - 1), Tdim); // [B,T,E]: x_{t-(K-1)+k}
+        const shifted = g.slice(xe, 1, k, k === K - 1 ? Infinity : k - (K - 1), 'T'); // [B,T,E]: x_{t-(K-1)+k}
         conv = g.add(conv, g.mul(shifted, tap)); // [B,T,E]
       }
       conv = io.hook('mixer.conv', conv);
@@ -59,9 +54,7 @@ export function mambaLayerStage(cfg: MambaConfig): StageDef {
 
       const A = g.neg(g.exp(io.weight('mixer.A_log', [E, N]))); // [E,N]
       const h0 = io.act('ssm_state', ['B', E, N]); // [B,E,N]
-      const scan = typeof Tdim === 'number' // a known length unrolls the scan (see selective-scan.ts)
-        ? selectiveScanUnrolled(g, dt, A, u, Bm, Cm, h0, Tdim, !!io.options.states)
-        : selectiveScan(g, dt, A, u, Bm, Cm, h0, !!io.options.states);
+      const scan = selectiveScan(g, dt, A, u, Bm, Cm, h0, !!io.options.states);
       if (scan.states) io.hook('mixer.state', scan.states); // [B,T,E,N], read-only
       const s = io.hook('mixer.ssm_out', g.add(scan.y, g.mul(u, io.weight('mixer.D', [E])))); // [B,T,E]
       const gate = io.hook('mixer.gate', g.silu(z)); // [B,T,E]

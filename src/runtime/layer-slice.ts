@@ -5,7 +5,7 @@
  * path blocking, which recomputes a target token's s from an edited a.
  */
 import { FactlensError } from '../errors';
-import { compileSegment, hookOrder, hookOutput, StageOptions } from './stage';
+import { compileSegment, hookOrder, hookOutput } from './stage';
 import type { Model } from './model';
 import { Tensor } from './tensor';
 
@@ -20,11 +20,10 @@ export async function runLayerSlice(
   const names = Object.keys(provided);
   if (!names.length) throw new FactlensError('runLayerSlice: provide at least one hook point');
   const first = provided[names[0]];
-  const [B, T] = first.shape;
+  const B = first.shape[0];
   const order = hookOrder(model.layerStage);
   for (const n of [...names, ...emit]) if (!order.includes(n)) throw new FactlensError(`runLayerSlice: "${n}" is not a hook point of a ${model.arch} layer (${order.join(', ')})`);
-  const options: StageOptions = model.layerStage.unrollMax && T <= model.layerStage.unrollMax ? { T } : {};
-  const compiled = await compileSegment(model.layerStage, { provided: names, emitHooks: emit, emitOuts: false, options });
+  const compiled = await compileSegment(model.layerStage, { provided: names, emitHooks: emit, emitOuts: false, options: {} });
   const defaults = defaultActs(model, B);
   const feeds: Record<string, Tensor> = {};
   for (const v of compiled.inputs) {

@@ -33,8 +33,7 @@ export async function runStage(
   plan: StagePlan,
   tape?: Tape,
 ): Promise<StageResult> {
-  const T = acts.resid_pre?.shape[1];
-  const options: StageOptions = def.unrollMax && T <= def.unrollMax ? { ...plan.options, T } : plan.options;
+  const options = plan.options;
   const order = hookOrder(def, options);
   for (const n of [...plan.reads, ...plan.writes.keys()]) {
     if (!order.includes(n)) throw new FactlensError(`stage ${def.key}: no hook point "${n}" (this stage has: ${order.join(', ')})`);

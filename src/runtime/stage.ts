@@ -24,16 +24,12 @@ export interface StageIO {
 export interface StageOptions {
   /** Produce per-position SSM states (the mixer.state hook). */
   states?: boolean;
-  /** A known sequence length: lets a stage unroll its time loop (see StageDef.unrollMax). */
-  T?: number;
 }
 
 export interface StageDef {
   /** Unique key for compile caching, e.g. "mamba-layer:D256:E512:N16". */
   key: string;
   build(g: Graph, io: StageIO): void;
-  /** Sequences up to this long are compiled per length (options.T) so the stage can unroll over time. */
-  unrollMax?: number;
 }
 
 /** Which part of a stage one compiled segment computes. */
