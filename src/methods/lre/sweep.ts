@@ -1,0 +1,139 @@
+/**
+ * The paper's LRE sweep (evandez/relations sweeps.py, paper-spec §4.2) for
+ * one relation: per trial, a random split into n training samples and test
+ * candidates; the test set = candidates the model itself answers correctly
+ * under the few-shot prompt (knowledge filter); per layer, the LRE from the
+ * training samples, its faithfulness at the best β and its causality at the
+ * best rank. One row per (trial, layer).
+ */
+import type { Model } from '../../runtime/model';
+import { rng } from '../../runtime/generate';
+import { Relation, RelationSample } from '../../data/relations';
+import { encodePrompts, EncodedPrompt } from './encode';
+import { estimateFromEncoded, trainingPrompts } from './estimator';
+import { betaGrid, causality, editTargets, faithfulness, LreTest, modelPredictions, rankGrid } from './metrics';
+import { isNontrivialPrefix, makeIclPrompt, shuffled, subjectPrompt } from './prompts';
+import { LreLayer, layerLabel, lreLayers } from './sites';
+
+export interface SweepSettings {
+  layers?: LreLayer[];
+  /** Trials (random splits); the paper: 3. */
+  trials?: number;
+  /** Training samples per LRE; the paper: 5. */
+  nTrain?: number;
+  betas?: number[];
+  ranks?: number[];
+  /** recall@k reported besides recall@1; the paper: 3. */
+  k?: number;
+  /** Cap on the filtered test set (null: all). */
+  maxTest?: number | null;
+  /** Cap on candidates run through the knowledge filter (null: all). */
+  maxCandidates?: number | null;
+  /** Template index in relation.promptTemplates (the paper: 0). */
+  template?: number;
+  seed?: number;
+  /** Skip causality (faithfulness only). */
+  causality?: boolean;
+  onProgress?: (msg: string) => void;
+}
+
+export interface SweepRow {
+  relation: string;
+  model: string;
+  trial: number;
+  layer: string;
+  layerIndex: number; // −1 for emb
+  nTrain: number;
+  nTest: number;
+  faithfulness: number; // recall@1 at the best β
+  recallK: number; // recall@k at that β
+  beta: number;
+  causality: number; // efficacy at the best rank (NaN if skipped)
+  rank: number;
+  /** Majority-object baseline of the test set (the fraction a constant answer gets right). */
+  baseline: number;
+}
+
+export interface TrialData {
+  train: RelationSample[];
+  tests: (LreTest & { subject: string })[];
+  /** Candidates run through the knowledge filter. */
+  candidates: number;
+}
+
+/** One trial's split and knowledge-filtered, encoded test set (null if too few tests, as in the paper). */
+export async function prepareTrial(model: Model, relation: Relation, trial: number, s: SweepSettings = {}): Promise<TrialData | null> {
+  const nTrain = s.nTrain ?? 5;
+  const template = relation.promptTemplates[s.template ?? 0];
+  const samples = shuffled(dedupe(relation.samples), rng((s.seed ?? 0) * 1000 + trial));
+  if (samples.length <= nTrain) return null;
+  const train = samples.slice(0, nTrain);
+  const candidates = samples.slice(nTrain, s.maxCandidates == null ? undefined : nTrain + s.maxCandidates);
+  const prompts = candidates.map((c) => subjectPrompt(model, makeIclPrompt(template, c.subject, train), c.subject));
+  const encoded = await encodePrompts(model, prompts);
+  const top = modelPredictions(model, encoded, 1);
+  let tests = candidates
+    .map((c, i) => ({ prompt: encoded[i], object: c.object, subject: c.subject, ok: isNontrivialPrefix(top[i][0].token, c.object) }))
+    .filter((t) => t.ok)
+    .map(({ prompt, object, subject }) => ({ prompt, object, subject }));
+  if (s.maxTest != null) tests = tests.slice(0, s.maxTest);
+  if (new Set(tests.map((t) => t.object)).size < 2 || tests.length <= nTrain) return null;
+  return { train, tests, candidates: candidates.length };
+}
+
+function dedupe(samples: RelationSample[]): RelationSample[] {
+  const seen = new Set<string>();
+  return samples.filter((x) => (seen.has(x.subject) ? false : (seen.add(x.subject), true)));
+}
+
+function majorityBaseline(objects: string[]): number {
+  const counts = new Map<string, number>();
+  for (const o of objects) counts.set(o.toLowerCase(), (counts.get(o.toLowerCase()) ?? 0) + 1);
+  return Math.max(...counts.values()) / objects.length;
+}
+
+/** The sweep of one relation: rows per (trial, layer). */
+export async function sweepRelation(model: Model, relation: Relation, s: SweepSettings = {}): Promise<SweepRow[]> {
+  const layers = s.layers ?? lreLayers(model);
+  const trials = s.trials ?? 3;
+  const betas = s.betas ?? betaGrid(model);
+  const ranks = s.ranks ?? rankGrid(model);
+  const k = s.k ?? 3;
+  const template = relation.promptTemplates[s.template ?? 0];
+  const rows: SweepRow[] = [];
+  for (let trial = 0; trial < trials; trial++) {
+    const data = await prepareTrial(model, relation, trial, s);
+    if (!data) {
+      s.onProgress?.(`${relation.id} trial ${trial}: skipped (too few known test samples)`);
+      continue;
+    }
+    const { train, tests } = data;
+    s.onProgress?.(`${relation.id} trial ${trial}: ${tests.length} known of ${data.candidates} candidates`);
+    const trainEncoded: EncodedPrompt[] = await encodePrompts(model, trainingPrompts(model, template, train));
+    const lres = await estimateFromEncoded(model, trainEncoded, layers, { relation: relation.id, template, trainSubjects: train.map((x) => x.subject) });
+    const targets = editTargets(tests, rng((s.seed ?? 0) * 1000 + trial + 7919));
+    const baseline = majorityBaseline(tests.map((t) => t.object));
+    for (const layer of layers) {
+      const lre = lres.get(layer)!;
+      const f = await faithfulness(model, lre, tests, { betas, k });
+      const c = s.causality === false ? null : await causality(model, lre, tests, targets, { ranks });
+      rows.push({
+        relation: relation.id,
+        model: model.name,
+        trial,
+        layer: layerLabel(layer),
+        layerIndex: layer === 'emb' ? -1 : layer,
+        nTrain: train.length,
+        nTest: tests.length,
+        faithfulness: f.recall[0],
+        recallK: f.recall[Math.min(k, f.recall.length) - 1],
+        beta: f.beta,
+        causality: c ? c.efficacy : NaN,
+        rank: c ? c.rank : NaN,
+        baseline,
+      });
+    }
+    s.onProgress?.(`${relation.id} trial ${trial}: done`);
+  }
+  return rows;
+}
