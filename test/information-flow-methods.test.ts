@@ -129,6 +129,15 @@ describe('Mamba knockout', () => {
     }
   });
 
+  it("'exact' with targets 'others' blocks the sources into every non-source position", async () => {
+    const f = await top(mamba, A);
+    const tab = await mambaKnockout(mamba, [fact(mamba, A, [1, 4], f.id, f.p)], { method: 'exact', targets: 'others', window: 2, centers: [1], sets: ['subject'] });
+    const targets = [0, ...Array.from({ length: A.length - 4 }, (_, i) => i + 4)];
+    const hooks = pathBlockingHooks(mamba, [{ layers: knockoutWindow(1, 2, 4), targets, sources: [1, 2, 3] }]);
+    const [row] = tab.objects() as Array<{ p: number }>;
+    expect(row.p).toBeCloseTo(await pDirect(mamba, A, f.id, hooks), 6);
+  });
+
   it('needs means for the mean method and a Mamba model', async () => {
     await expect(mambaKnockout(mamba, [fact(mamba, A, [1, 4], 0, 0.5)], { method: 'mean' })).rejects.toThrow(/means/);
     await expect(mambaKnockout(neox, [fact(neox, A, [1, 4], 0, 0.5)])).rejects.toThrow(FactlensError);

@@ -23,6 +23,7 @@
 // one fact per relation; set `FACTLENS_NB_FULL=1` for more.
 
 // %%
+import * as aq from 'arquero';
 import { Model } from '../src';
 import {
   altSubjectPairs, attentionKnockout, convSsmWeights, factPrompts, FactPrompt, knockoutFigure, mambaKnockout, meanActivations,
@@ -186,12 +187,29 @@ showTable([...profMean.map((r) => ({ method: 'mean ablation', ...r })), ...profE
 const pm = (set: string) => profMean.find((r) => r.set === set)!;
 const pe = (set: string) => profExact.find((r) => r.set === set)!;
 const f2 = (x: unknown) => (x as number).toFixed(2);
-markdown(`With mean ablation, knocking out the subject changes p(o) by ${f2(pm('subject')['mean, early half'])} on average over the early half of `
-  + `the window centres and ${f2(pm('subject')['mean, late half'])} over the late half (most: ${f2(pm('subject')['min change'])} at centre ${pm('subject')['at centre']}). `
-  + `With exact blocking the early half gives ${f2(pe('subject')['mean, early half'])} and the late half ${f2(pe('subject')['mean, late half'])} `
-  + `(most: ${f2(pe('subject')['min change'])} at centre ${pe('subject')['at centre']}). Where the two disagree, the mean ablation's effect comes from `
-  + `what it does besides removing edges into the last token: it replaces the sources' own a, so their outputs and every later position's `
-  + `state change too.`);
+
+// %% [markdown]
+// Where the two methods disagree, which of the mean ablation's extra effects is responsible? Besides removing the
+// subject's edges into the last token, it (i) cuts the subject off from *every* later token in the window, so the
+// tokens in between cannot relay it, and (ii) changes the subject tokens' own states (and injects the mean vector).
+// Exact blocking can do (i) alone: block the subject into every non-subject position (`targets: 'others'`).
+
+// %%
+const knockOthers = await mambaKnockout(mamba, factsM, { method: 'exact', targets: 'others', window: WINDOW, sets: ['subject'], onProgress: bar('exact blocking into every other token') });
+const sumOthers = meanSe(knockOthers, ['set', 'layer'], 'change');
+const profOthers = profile(sumOthers, mamba.nLayers);
+const asCurve = (sum: Table, label: string) => where(sum, 'set', 'subject').map((r) => ({ ...r, set: label }));
+showFigure(knockoutFigure(aq.from([
+  ...asCurve(sumMean, 'mean ablation of a'), ...asCurve(sumExact, 'exact: subject ↛ last token'), ...asCurve(sumOthers, 'exact: subject ↛ every other token'),
+]), { title: `mamba-facts, subject knocked out three ways, window ${WINDOW}` }));
+const early = { mean: pm('subject')['mean, early half'] as number, last: pe('subject')['mean, early half'] as number, others: profOthers[0]['mean, early half'] as number };
+const relayShare = (early.others - early.last) / (early.mean - early.last);
+markdown(`Early half of the window centres, subject knocked out: mean ablation ${f2(early.mean)}, exact into the last token ${f2(early.last)}, `
+  + `exact into every other token ${f2(early.others)}. So ${Number.isFinite(relayShare) ? (100 * Math.max(0, Math.min(1, relayShare))).toFixed(0) : '—'}% of the `
+  + `early gap between the two methods is explained by the subject's information reaching the last token indirectly, through the tokens in `
+  + `between (relayed in later layers); the rest comes from what the ablation does to the subject tokens themselves (their own states change, and `
+  + `the mean vector stands in for them). Late windows (mean ablation / exact into the last token / exact into every other token): `
+  + `${f2(pm('subject')['mean, late half'])} / ${f2(pe('subject')['mean, late half'])} / ${f2(profOthers[0]['mean, late half'])}.`);
 
 // %% [markdown]
 // ## 3. Attention knockout in the transformer
@@ -288,9 +306,11 @@ markdown([
   + ` (paper: +${PAPER.knockPromptLastLate[0]} to +${PAPER.knockPromptLastLate[1]} over its last layers).`,
   ``,
   `**Exact blocking** changes the picture for the subject: ${f2(pe('subject')['mean, early half'])} early vs ${f2(pe('subject')['mean, late half'])} late, strongest at`
-  + ` relative depth ${f2(pe('subject')['relative depth'])} (${f2(pe('subject')['min change'])}). The part of the mean-ablation effect that exact blocking does`
-  + ` not reproduce (${f2((pm('subject')['mean, early half'] as number) - (pe('subject')['mean, early half'] as number))} in the early half) is not the subject's`
-  + ` direct flow into the last token but the ablation's side effects on the subject tokens' own states, which later layers read.`,
+  + ` relative depth ${f2(pe('subject')['relative depth'])} (${f2(pe('subject')['min change'])})`
+  + `${(pe('subject')['relative depth'] as number) > 0.5 ? `: the subject's direct edges into the last token matter late, like the paper's L43–48 site` : ''}.`
+  + ` Cutting the subject off from every other token instead gives ${f2(early.others)} early, so the early mean-ablation effect is`
+  + ` ${Number.isFinite(relayShare) && relayShare > 0.5 ? 'mostly' : 'only partly'} the subject's information reaching the last token through the tokens in between.`
+  + ` The paper read both of its windows as subject information being mixed forward; exact blocking separates the direct edges from the relayed paths.`,
   ``,
   `**Attention knockout (transformer).** Cutting last → subject edges is strongest at relative depth ${f2(profAttn.find((r) => r.set === 'subject')!['relative depth'])}`
   + ` (${f2(profAttn.find((r) => r.set === 'subject')!['min change'])}); non-subject edges: ${f2(profAttn.find((r) => r.set === 'non_subject')!['min change'])} at relative depth`

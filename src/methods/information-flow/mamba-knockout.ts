@@ -7,7 +7,8 @@
  * clean a_t, and let the last position compute freely. This also changes the sources' own outputs,
  * and the mean vector is injected rather than the tokens removed.
  * method 'exact' (and 'exact+slots', 'retention'): path blocking (path-blocking.ts) of the sources into
- * the last token's Conv+SSM output in the same layers; nothing else is touched, no clamping needed.
+ * the last token's Conv+SSM output in the same layers; nothing else is touched, no clamping needed
+ * (with targets 'others': into every non-source position).
  *
  * Metric: relative change (p_knock(o) − p_clean(o)) / p_clean(o) of the clean answer o at the last token.
  */
@@ -37,6 +38,12 @@ export interface MambaKnockoutOptions extends KnockoutOptions {
   method?: 'mean' | BlockMode;
   /** [L,E] mean of mixer.x per layer (meanActivations). */
   means?: Tensor;
+  /**
+   * Path-blocking methods only: block the sources into the last token (default, the knockout's edges) or
+   * into every other position ('others': the sources are cut off from every non-source token in the
+   * window, indirect paths through the tokens in between included, while their own computation stays).
+   */
+  targets?: 'last' | 'others';
 }
 
 /** One row per (prompt, source set, window centre): prompt, relation, subject, set, layer, p, pClean, change. */
@@ -65,7 +72,8 @@ export async function mambaKnockout(model: Model, prompts: FactPrompt[], opts: M
         },
       }));
     } else {
-      variant.blocks = [{ layers, targets: 'last', sources: positions, mode: method }];
+      const targets = opts.targets === 'others' ? [...Array(T).keys()].filter((t) => !positions.includes(t)) : 'last';
+      variant.blocks = [{ layers, targets, sources: positions, mode: method }];
     }
     return variant;
   });
