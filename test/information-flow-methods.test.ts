@@ -249,8 +249,21 @@ describe('figures', () => {
 });
 
 describe('behaviour on mamba-facts', () => {
+  let model: Model;
+  beforeAll(async () => {
+    model = await Model.load(path.join(__dirname, '..', 'data', 'models', 'mamba-facts'));
+  });
+
+  it('subject spans, including subjects that start with a character split across tokens', async () => {
+    for (const [prompt, subject, want] of [
+      ['The capital city of Brasília is', 'Brasília', ' Brasília'], ['Ærøskøbing is a town in', 'Ærøskøbing', 'Ærøskøbing'], ['He met 東京 in the city of', '東京', '東京'],
+    ]) {
+      const ids = model.encode(prompt);
+      expect(model.decode(ids.slice(...subjectRange(model, prompt, subject)))).toBe(want);
+    }
+  });
+
   it('exact blocking of the subject cuts p(o); the retention-only precursor leaks through the conv', async () => {
-    const model = await Model.load(path.join(__dirname, '..', 'data', 'models', 'mamba-facts'));
     const prompt = '<|endoftext|> Roberto Clemente plays the sport of';
     const ids = model.encode(prompt);
     const subj = subjectRange(model, prompt, 'Roberto Clemente');

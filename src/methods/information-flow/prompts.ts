@@ -43,8 +43,10 @@ export function subjectRange(model: Model, prompt: string, subject: string, from
   let e = -1;
   let prev = 0;
   for (let k = 0; k < ids.length; k++) {
-    const upto = model.decode(ids.slice(0, k + 1)).length;
-    if (upto > start && prev < end) {
+    // a token ending inside a multi-byte character decodes with a trailing U+FFFD: it ends where that character starts
+    const upto = Math.max(prev, model.decode(ids.slice(0, k + 1)).replace(/\uFFFD+$/, '').length);
+    const zeroWidth = upto === prev; // a byte of a character that a later token completes
+    if ((upto > start && prev < end) || (zeroWidth && prev >= start && prev < end)) {
       if (b < 0) b = k;
       e = k + 1;
     }
