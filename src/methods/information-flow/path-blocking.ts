@@ -30,6 +30,9 @@
  * (runLayerSlice, zero initial state; causality makes the positions after t irrelevant) and writes
  * s′_t into (row, t) for each target t. test/information-flow-blocking.test.ts checks it against the
  * slow oracle in reference.ts.
+ *
+ * The slice starts from a zero state at position 0, so blocking needs whole sequences: it cannot be
+ * combined with a run's `state` (continuing from a recurrent state) or `statePatches` (time chunks).
  */
 import { FactlensError } from '../../errors';
 import type { HookFn } from '../../runtime/forward';
@@ -81,6 +84,7 @@ export function pathBlockingHooks(model: Model, blocks: PathBlock[]): Array<[str
     hooks.push([`layers.${layer}.mixer.ssm_out`, async (s, ctx) => {
       const a = seen.get(ctx.batch);
       if (!a) throw new FactlensError(`path block at layer ${layer}: mixer.x was not seen before mixer.ssm_out`);
+      if (a.shape[1] !== ctx.batch.T) throw new FactlensError('path blocking needs whole sequences from position 0; it cannot be combined with statePatches');
       seen.delete(ctx.batch);
       return blockLayer(model, layer, list, a, s, ctx.batch);
     }]);
