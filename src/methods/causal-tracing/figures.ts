@@ -1,0 +1,87 @@
+/**
+ * Causal-tracing figures in ROME's and the paper's style: tokens top to bottom, layers left to
+ * right, corrupted (subject) tokens starred, one colour scale per kind of state (residual Purples,
+ * s Reds, g Greens, o Blues; Pythia MLP Greens, attention Reds), relative recovery from 0.
+ */
+import { heatmap } from '../../viz/heatmap';
+import { subplots } from '../../viz/subplots';
+import type { Figure } from '../../viz/figure';
+import type { StateKind } from '../../viz/colors';
+import type { Arch } from '../../runtime/hooks';
+import { Aie, AIE_SUBJECT_ROWS } from './aie';
+import { kindInfo, TraceKind } from './kinds';
+import type { TraceResult } from './trace';
+
+export interface TraceFigureOptions {
+  /** Plot IE (relative recovery, default) or the raw restored p(answer). */
+  value?: 'ie' | 'p';
+  zmax?: number;
+  title?: string;
+  width?: number;
+  height?: number;
+}
+
+function xTitle(window: number): string {
+  return window > 1 ? `center of interval of ${window} restored layers` : 'single restored layer';
+}
+
+function vizKind(arch: Arch | undefined, kind: string): StateKind {
+  if (kind === 'o − s − g') return 'diff';
+  for (const a of arch ? [arch] : (['mamba', 'gpt_neox'] as Arch[])) {
+    try {
+      return kindInfo(a, kind as TraceKind).viz;
+    } catch {
+      // try the other architecture
+    }
+  }
+  return 'residual';
+}
+
+/** Heatmap of one prompt's trace (one kind). */
+export function traceHeatmap(r: TraceResult, opts: TraceFigureOptions = {}): Figure {
+  const value = opts.value ?? 'ie';
+  const tokens = r.positions.map((p) => r.tokens[p].replace(/<\|endoftext\|>/g, '<EOS>'));
+  const subject = r.positions.filter((p) => p >= r.span[0] && p < r.span[1]).map((p) => r.positions.indexOf(p));
+  const corrupted = r.altSubject ? `${JSON.stringify(r.subject)} → ${JSON.stringify(r.altSubject)}` : `${JSON.stringify(r.subject)} + noise`;
+  return heatmap({
+    values: value === 'ie' ? r.ie : r.p,
+    tokens,
+    layers: r.layers,
+    subject,
+    kind: vizKind(undefined, r.kind),
+    metric: value === 'ie' ? 'IE' : `p(${r.answer.trim()})`,
+    zmin: 0,
+    zmax: opts.zmax,
+    xTitle: xTitle(r.window),
+    title: opts.title ?? `${r.label}: ${corrupted}, answer ${JSON.stringify(r.answer.trim())}`,
+    width: opts.width,
+    height: opts.height,
+  });
+}
+
+/** Every kind of one prompt side by side (ROME's row of residual / MLP / attention panels). */
+export function traceHeatmaps(results: TraceResult[], opts: TraceFigureOptions & { cols?: number } = {}): Figure {
+  const figs = results.map((r) => traceHeatmap(r, { ...opts, title: r.label }));
+  const r0 = results[0];
+  const title = opts.title ?? `${r0.prompt} → ${JSON.stringify(r0.answer.trim())} (p ${r0.high.toFixed(2)} clean, ${r0.low.toFixed(2)} corrupted)`;
+  return subplots(figs, { cols: opts.cols, title, width: opts.width, height: opts.height });
+}
+
+/** Heatmap of an AIE map: romba's six token groups × layers. */
+export function aieHeatmap(aie: Aie, opts: TraceFigureOptions & { arch?: Arch; label?: string } = {}): Figure {
+  const diff = aie.kind === 'o − s − g';
+  return heatmap({
+    values: aie.values,
+    tokens: aie.groups,
+    layers: aie.layers,
+    subjectRange: AIE_SUBJECT_ROWS,
+    kind: vizKind(opts.arch, aie.kind),
+    metric: opts.value === 'p' ? 'mean p' : 'AIE',
+    zmin: diff ? undefined : 0,
+    zmax: opts.zmax,
+    xTitle: xTitle(aie.window),
+    title: opts.title ?? `AIE of ${opts.label ?? aie.kind} over ${aie.count} prompts`,
+    width: opts.width,
+    height: opts.height,
+  });
+}

@@ -1,0 +1,81 @@
+/**
+ * What a causal trace restores. Each kind names a hook inside layer l and whether a cell restores
+ * that one layer (the residual stream) or a window of layers around it (romba / ROME: 10 layers).
+ *
+ * Mamba: residual h^l (`layers.l.resid_post`, romba restores the output of layers.{l}), the
+ * Conv+SSM output s (`mixer.ssm_out`), the gate g (`mixer.gate`) and the block output o
+ * (`mixer.out`). GPT-NeoX/Pythia: residual, MLP output (`mlp.out`) and attention output (`attn.out`).
+ */
+import { FactlensError } from '../../errors';
+import type { Arch } from '../../runtime/hooks';
+import type { StateKind } from '../../viz/colors';
+
+export type TraceKind = 'residual' | 'ssm' | 'gate' | 'out' | 'mlp' | 'attn';
+
+export interface KindInfo {
+  kind: TraceKind;
+  /** Hook inside a layer. */
+  local: string;
+  /** Restored over a window of layers (true) or a single layer (false). */
+  windowed: boolean;
+  /** How the paper and romba call it. */
+  label: string;
+  romba: string;
+  /** Colour scale of its heatmaps. */
+  viz: StateKind;
+}
+
+const KINDS: Record<Arch, KindInfo[]> = {
+  mamba: [
+    { kind: 'residual', local: 'resid_post', windowed: false, label: 'residual h', romba: 'layers.{l}', viz: 'residual' },
+    { kind: 'ssm', local: 'mixer.ssm_out', windowed: true, label: 'Conv+SSM output s', romba: 'ssm_after_ssm', viz: 'ssm' },
+    { kind: 'gate', local: 'mixer.gate', windowed: true, label: 'gate g', romba: 'mlp_after_silu', viz: 'gate' },
+    { kind: 'out', local: 'mixer.out', windowed: true, label: 'block output o', romba: 'after_down_proj', viz: 'out' },
+  ],
+  gpt_neox: [
+    { kind: 'residual', local: 'resid_post', windowed: false, label: 'residual h', romba: 'gpt_neox.layers.{l}', viz: 'residual' },
+    { kind: 'mlp', local: 'mlp.out', windowed: true, label: 'MLP output', romba: 'gpt_neox.layers.{l}.mlp', viz: 'mlp' },
+    { kind: 'attn', local: 'attn.out', windowed: true, label: 'attention output', romba: 'gpt_neox.layers.{l}.attention', viz: 'attn' },
+  ],
+};
+
+/** The kinds a model architecture supports, in the paper's order. */
+export function traceKinds(arch: Arch): TraceKind[] {
+  return KINDS[arch].map((k) => k.kind);
+}
+
+export function kindInfo(arch: Arch, kind: TraceKind): KindInfo {
+  const info = KINDS[arch].find((k) => k.kind === kind);
+  if (!info) throw new FactlensError(`causal tracing: kind "${kind}" does not exist for ${arch} models (use ${traceKinds(arch).join(', ')})`);
+  return info;
+}
+
+/**
+ * romba's window of `size` layers around `center`, exactly as its trace_important_window:
+ * range(max(0, c − size//2), min(L, c − (−size//2))), i.e. [c − ⌊size/2⌋, c + ⌈size/2⌉) clipped.
+ * For even sizes this is [c − 5, c + 5) for size 10; for odd sizes it keeps `size` layers.
+ */
+export function traceWindow(center: number, size: number, nLayers: number): number[] {
+  const lo = Math.max(0, center - Math.floor(size / 2));
+  const hi = Math.min(nLayers, center + Math.ceil(size / 2));
+  const out: number[] = [];
+  for (let l = lo; l < hi; l++) out.push(l);
+  return out;
+}
+
+/** The paper's window (10 layers) and the depths it was used at. */
+export const PAPER_WINDOW = 10;
+export const PAPER_LAYERS: Record<Arch, number> = { mamba: 64, gpt_neox: 32 };
+
+/**
+ * The paper's window scaled to a model's depth (10 of Mamba-2.8b's 64 layers, 10 of Pythia-2.8b's
+ * 32): 10 on the real checkpoints, 3 on the 16-layer mamba-facts and the 8-layer neox-facts.
+ */
+export function scaledWindow(arch: Arch, nLayers: number): number {
+  return Math.max(1, Math.round((PAPER_WINDOW * nLayers) / PAPER_LAYERS[arch]));
+}
+
+/** Layers restored for a cell of `kind` at layer (or window centre) `layer`. */
+export function restoredLayers(info: KindInfo, layer: number, window: number, nLayers: number): number[] {
+  return info.windowed ? traceWindow(layer, window, nLayers) : [layer];
+}

@@ -1,0 +1,173 @@
+/**
+ * The batched restoration runner behind every trace. Exact, and much cheaper than running each
+ * (layer, token) cell from scratch:
+ *
+ * 1. Base runs: the clean prompts (one batch) cache every restorable state; the corrupted prompts
+ *    (one batch) cache the residual entering every layer, and for Mamba the per-position SSM state
+ *    and conv inputs of every layer.
+ * 2. Cells are grouped by (kind, layer): all cells of a group patch the same layers, so only those
+ *    layers are cut at a hook. Cells of different facts and positions share a batch.
+ * 3. A cell starts at the first layer it patches, from the corrupted residual there (layers below
+ *    cannot differ from the corrupted run). The residual kind needs no hook at all: restoring h^l at
+ *    token t is starting layer l + 1 from the corrupted residual with token t set to the clean one.
+ * 4. Mamba only: a restoration at token t cannot change tokens before t, so the cell runs tokens
+ *    t..T−1 only, from the corrupted run's recurrent state after token t − 1 (SSM state + the last
+ *    K − 1 conv inputs). GPT-NeoX runs the whole prompt (no KV cache input).
+ */
+import type { Model } from '../../runtime/model';
+import type { HookFn, MambaState } from '../../runtime/forward';
+import { makeBatch } from '../../runtime/batch';
+import { autoBatchSize } from '../../runtime/sweep';
+import { Tensor } from '../../runtime/tensor';
+import { KindInfo, restoredLayers } from './kinds';
+import { bucketed } from './prompts';
+
+/** One corrupted run's cached tensors, as views of one row of the base batch. */
+export interface BaseRun {
+  ids: number[];
+  resid: (layer: number) => Float32Array; // [T,D] entering `layer` (layer L: after the last layer)
+  ssm?: (layer: number) => Float32Array; // [T,E,N] SSM state after each token
+  x?: (layer: number) => Float32Array; // [T,E] conv inputs
+}
+
+/** One clean run's restorable states: [T,X] for `local` at `layer`. */
+export type CleanStates = (local: string, layer: number) => Float32Array;
+
+export interface Cell {
+  run: number; // index into the base runs
+  clean: number; // index into the clean runs
+  pos: number;
+  out: number; // where the result goes
+}
+
+export interface RunnerOptions {
+  batchSize?: number;
+  /** Mamba: run only tokens t..T−1 from the recurrent state (default true). */
+  suffix?: boolean;
+  /** Pad batches to a multiple of this many tokens (default 4): fewer distinct lengths to compile. */
+  bucket?: number;
+  onBatch?: (cells: number) => void;
+}
+
+/** Row b of a [B,T,...] tensor as a [len,...] view. */
+export function rowView(t: Tensor, b: number, len: number): Float32Array {
+  const w = t.stride(1);
+  const T = t.shape[1];
+  return t.data.subarray(b * T * w, (b * T + len) * w);
+}
+
+/** Corrupted runs, batched: logits at the last token and the cached tensors of every row. */
+export async function baseRuns(model: Model, rows: number[][], hooks?: Array<[string, HookFn]>): Promise<{ runs: BaseRun[]; logits: Float32Array[] }> {
+  const L = model.nLayers;
+  const mamba = model.arch === 'mamba';
+  const names: string[] = [];
+  for (let l = 0; l < L; l++) {
+    names.push(`layers.${l}.resid_pre`);
+    if (mamba) names.push(`layers.${l}.mixer.state`, `layers.${l}.mixer.x`);
+  }
+  const res = await model.run(rows, { cache: names, hooks, logits: 'last' });
+  const V = res.logits!.shape[2];
+  const runs = rows.map((ids, b): BaseRun => ({
+    ids,
+    resid: (l) => rowView(l === L ? res.residual : res.cache.get(`layers.${l}.resid_pre`), b, ids.length),
+    ssm: mamba ? (l) => rowView(res.cache.get(`layers.${l}.mixer.state`), b, ids.length) : undefined,
+    x: mamba ? (l) => rowView(res.cache.get(`layers.${l}.mixer.x`), b, ids.length) : undefined,
+  }));
+  return { runs, logits: rows.map((_, b) => res.logits!.data.subarray(b * V, (b + 1) * V)) };
+}
+
+/** Clean runs, batched: logits at the last token and the states of `locals` at `layers`. */
+export async function cleanRuns(model: Model, rows: number[][], locals: string[], layers: number[]): Promise<{ states: CleanStates[]; logits: Float32Array[] }> {
+  const names = layers.flatMap((l) => locals.map((k) => `layers.${l}.${k}`));
+  const res = await model.run(rows, { cache: names, logits: 'last' });
+  const V = res.logits!.shape[2];
+  return {
+    states: rows.map((ids, b) => (local: string, l: number) => rowView(res.cache.get(`layers.${l}.${local}`), b, ids.length)),
+    logits: rows.map((_, b) => res.logits!.data.subarray(b * V, (b + 1) * V)),
+  };
+}
+
+/**
+ * Runs the cells of one (kind, layer) group and calls `metric` with each cell's next-token logits
+ * at the last token. `layer` is the restored layer (residual) or the window centre.
+ */
+export async function runGroup(
+  model: Model, kind: KindInfo, layer: number, window: number, cells: Cell[], runs: BaseRun[], clean: CleanStates[],
+  metric: (cell: Cell, logits: Float32Array) => void, opts: RunnerOptions = {},
+): Promise<void> {
+  const L = model.nLayers;
+  const D = model.config.dModel;
+  const patched = restoredLayers(kind, layer, window, L);
+  const start = kind.windowed ? patched[0] : layer + 1;
+  const suffix = model.arch === 'mamba' && opts.suffix !== false;
+  // Batches of equal (bucketed) length: a batch runs as long as its longest row.
+  const bucket = opts.bucket ?? 4;
+  const lengthOf = (c: Cell) => Math.ceil((runs[c.run].ids.length - (suffix ? c.pos : 0)) / bucket) * bucket;
+  const byLength = new Map<number, Cell[]>();
+  for (const c of cells) {
+    const len = lengthOf(c);
+    if (!byLength.has(len)) byLength.set(len, []);
+    byLength.get(len)!.push(c);
+  }
+  const batches: Cell[][] = [];
+  for (const [len, group] of [...byLength].sort((a, b) => b[0] - a[0])) {
+    const bs = opts.batchSize ?? autoBatchSize(model, len);
+    for (let i = 0; i < group.length; i += bs) batches.push(group.slice(i, i + bs));
+  }
+  for (const chunk of batches) {
+    const offs = chunk.map((c) => (suffix ? c.pos : 0));
+    const batch = bucketed(makeBatch(chunk.map((c, b) => runs[c.run].ids.slice(offs[b])), model.config.vocabSize, model.padId), bucket);
+    const { B, T } = batch;
+    const resid = new Float32Array(B * T * D); // [B,T,D]
+    chunk.forEach((c, b) => {
+      const src = runs[c.run].resid(start);
+      resid.set(src.subarray(offs[b] * D, batch.lengths[b] * D + offs[b] * D), b * T * D);
+      if (!kind.windowed) {
+        const at = (b * T + c.pos - offs[b]) * D;
+        resid.set(clean[c.clean]('resid_post', layer).subarray(c.pos * D, (c.pos + 1) * D), at);
+      }
+    });
+    const hooks: Array<[string, HookFn]> = kind.windowed ? patched.map((l) => [`layers.${l}.${kind.local}`, restoreHook(chunk, offs, clean, kind.local, l)]) : [];
+    const state = suffix ? recurrentState(model, chunk, offs, runs, start) : undefined;
+    const res = await model.run(batch, { startAt: { layer: start, resid: new Tensor(resid, [B, T, D]) }, state, hooks, logits: 'last' });
+    const V = res.logits!.shape[2];
+    chunk.forEach((c, b) => metric(c, res.logits!.data.subarray(b * V, (b + 1) * V)));
+    opts.onBatch?.(chunk.length);
+  }
+}
+
+/** Sets each row's restored token to the clean state of `local` at layer `l`. */
+function restoreHook(chunk: Cell[], offs: number[], clean: CleanStates[], local: string, l: number): HookFn {
+  return (act) => {
+    const out = act.clone(); // [B,T,X]
+    const T = act.shape[1];
+    const X = act.stride(1);
+    chunk.forEach((c, b) => out.data.set(clean[c.clean](local, l).subarray(c.pos * X, (c.pos + 1) * X), (b * T + c.pos - offs[b]) * X));
+    return out;
+  };
+}
+
+/** Mamba state after token offs[b] − 1 of each row's corrupted run, for layers ≥ start. */
+function recurrentState(model: Model, chunk: Cell[], offs: number[], runs: BaseRun[], start: number): MambaState {
+  const { dInner: E, dState: N, convKernel: K } = model.mambaConfig;
+  const B = chunk.length;
+  const state: MambaState = { conv: [], ssm: [] };
+  for (let l = start; l < model.nLayers; l++) {
+    const conv = new Float32Array(B * (K - 1) * E); // [B,K-1,E]: inputs t−K+1..t−1 (zeros before 0)
+    const ssm = new Float32Array(B * E * N); // [B,E,N]
+    chunk.forEach((c, b) => {
+      const t = offs[b];
+      if (t === 0) return;
+      const run = runs[c.run];
+      ssm.set(run.ssm!(l).subarray((t - 1) * E * N, t * E * N), b * E * N);
+      const x = run.x!(l);
+      for (let k = 0; k < K - 1; k++) {
+        const src = t - (K - 1) + k;
+        if (src >= 0) conv.set(x.subarray(src * E, (src + 1) * E), (b * (K - 1) + k) * E);
+      }
+    });
+    state.conv[l] = new Tensor(conv, [B, K - 1, E]);
+    state.ssm[l] = new Tensor(ssm, [B, E, N]);
+  }
+  return state;
+}
