@@ -109,6 +109,7 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
   const state: MambaState = { conv: [], ssm: [] };
   for (let l = start; l < until; l++) {
     const plan = planFor(`layers.${l}.`, hooks, wanted, { name: '', layer: l, batch, offsets });
+    if (!opts.returnState) plan.outs = ['resid_post'];
     const acts = { resid_pre: resid, ...extra(l) };
     const patches = (opts.statePatches ?? []).filter((p) => p.layer === l);
     const res = patches.length
@@ -116,7 +117,7 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
       : await runStage(model.layerStage, acts, (w) => model.weight(`layers.${l}.${w}`), plan, opts.tape);
     for (const [local, t] of res.reads) cache.set(`layers.${l}.${local}`, t);
     resid = res.outs.resid_post;
-    if (model.arch === 'mamba') {
+    if (opts.returnState) {
       state.conv[l] = res.outs.conv_state;
       state.ssm[l] = res.outs.ssm_state;
     }

@@ -23,7 +23,7 @@ export async function runLayerSlice(
   const B = first.shape[0];
   const order = hookOrder(model.layerStage);
   for (const n of [...names, ...emit]) if (!order.includes(n)) throw new FactlensError(`runLayerSlice: "${n}" is not a hook point of a ${model.arch} layer (${order.join(', ')})`);
-  const compiled = await compileSegment(model.layerStage, { provided: names, emitHooks: emit, emitOuts: false, options: {} });
+  const compiled = await compileSegment(model.layerStage, { provided: names, emitHooks: emit, emitOuts: [], options: {} });
   const defaults = defaultActs(model, B);
   const feeds: Record<string, Tensor> = {};
   for (const v of compiled.inputs) {

@@ -17,6 +17,8 @@ export interface StagePlan {
   reads: Set<string>; // hook points to return (after any rewrite)
   writes: Map<string, StageHook[]>; // hook points that may be rewritten, in call order
   options: StageOptions;
+  /** Stage outputs to compute (default all): leaving out a layer's final recurrent state spares recomputing the scan after a late hook. */
+  outs?: string[];
 }
 
 export interface StageResult {
@@ -55,7 +57,7 @@ export async function runStage(
   for (const w of writes) {
     const idx = order.indexOf(w);
     const here = pendingReads.filter((r) => order.indexOf(r) < idx);
-    const out = await runSegment({ provided: [...provided.keys()], emitHooks: [...here, w], emitOuts: false, options });
+    const out = await runSegment({ provided: [...provided.keys()], emitHooks: [...here, w], emitOuts: [], options });
     for (const r of here) {
       reads.set(r, out[hookOutput(r)]);
       pendingReads.splice(pendingReads.indexOf(r), 1);
@@ -72,7 +74,7 @@ export async function runStage(
     provided.set(w, value);
     if (plan.reads.has(w)) reads.set(w, value);
   }
-  const out = await runSegment({ provided: [...provided.keys()], emitHooks: pendingReads, emitOuts: true, options });
+  const out = await runSegment({ provided: [...provided.keys()], emitHooks: pendingReads, emitOuts: plan.outs ?? 'all', options });
   for (const r of pendingReads) reads.set(r, out[hookOutput(r)]);
   const outs: Record<string, Tensor> = {};
   for (const [k, v] of Object.entries(out)) if (k.startsWith('out:')) outs[k.slice(4)] = v;

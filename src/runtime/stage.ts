@@ -36,7 +36,7 @@ export interface StageDef {
 export interface SegmentSpec {
   provided: string[]; // hook points fed in (already computed, maybe rewritten)
   emitHooks: string[]; // hook points returned
-  emitOuts: boolean; // whether the stage outputs are returned
+  emitOuts: string[] | 'all'; // which stage outputs are returned (none: [])
   options: StageOptions;
 }
 
@@ -69,7 +69,7 @@ export function buildSegment(def: StageDef, spec: SegmentSpec): { g: Graph; outp
       return v;
     },
     out: (name, v) => {
-      if (spec.emitOuts) outputs.set(outName(name), g.output(outName(name), v));
+      if (spec.emitOuts === 'all' || spec.emitOuts.includes(name)) outputs.set(outName(name), g.output(outName(name), v));
     },
     options: spec.options,
   };

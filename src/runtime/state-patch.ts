@@ -47,7 +47,7 @@ export async function runLayerInChunks(
     if (end > start) {
       const chunk = sliceTime(resid, start, end);
       tape?.recordJs([resid], [chunk], ([g]) => [padTime(g!, start, T)]);
-      const res = await runStage(model.layerStage, { resid_pre: chunk, conv_state: conv, ssm_state: ssm }, (w) => model.weight(`layers.${layer}.${w}`), plan, tape);
+      const res = await runStage(model.layerStage, { resid_pre: chunk, conv_state: conv, ssm_state: ssm }, (w) => model.weight(`layers.${layer}.${w}`), { ...plan, outs: undefined }, tape);
       posts.push(res.outs.resid_post);
       for (const [k, v] of res.reads) reads.set(k, [...(reads.get(k) ?? []), v]);
       conv = res.outs.conv_state;
