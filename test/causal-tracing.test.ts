@@ -10,7 +10,7 @@ import { Model } from '../src/runtime/model';
 import { interventionHooks } from '../src/runtime/interventions';
 import {
   averageIndirectEffects, Corruption, effectStatus, groupTokens, indirectEffect, kindInfo, noiseCorruption, noiseSpecs,
-  restoredLayers, restoreStates, scaledWindow, subjectEmbeddingStd, subtractAie, traceCorruption, TraceResult, traceKinds, traceWindow,
+  aieHeatmap, restoredLayers, restoreStates, scaledWindow, traceHeatmap, subjectEmbeddingStd, subtractAie, traceCorruption, TraceResult, traceKinds, traceWindow,
 } from '../src/methods/causal-tracing';
 
 const FIX = path.join(__dirname, 'fixtures');
@@ -166,7 +166,7 @@ describe('romba token groups (average_indirect_effects)', () => {
 
   it('averages IE over prompts, NaN propagating (romba) or skipped, leaving degenerate prompts out', () => {
     const trace = (span: [number, number], ie: number[][], status: TraceResult['status'] = 'ok'): TraceResult => ({
-      kind: 'residual', label: '', window: 1, strategy: 'alt-subject', layers: [0, 1], positions: ie.map((_, i) => i), tokens: ie.map(String),
+      kind: 'residual', label: '', window: 1, strategy: 'alt-subject', layers: [0, 1], positions: ie.map((_, i) => i), tokens: ie.map((_, i) => String(i)),
       p: ie, ie, high: 1, low: 0, status, answerId: 0, answer: '', subjectRange: span, span, subject: '', prompt: '',
     });
     const a = trace([1, 3], grid(5));
@@ -178,6 +178,13 @@ describe('romba token groups (average_indirect_effects)', () => {
     expect(aie.values[0].every(Number.isNaN)).toBe(true); // b has an empty prefix
     expect(aie.values[3]).toEqual([(2 + 2) / 2, (20 + 20) / 2]);
     expect(averageIndirectEffects([a, b], { nan: 'skip' }).values[0]).toEqual([0, 0]);
+    const fig = aieHeatmap(aie);
+    expect(fig.layout.yaxis.ticktext).toEqual(['prefix', 'subject_[:-2]*', 'subject_2nd_last*', 'subject_last*', 'further tokens', 'last token']);
+    expect(fig.data[0].z[0]).toEqual([null, null]); // NaN cells are gaps
+    const one = traceHeatmap(a);
+    expect(one.layout.yaxis.ticktext).toEqual(['0', '1*', '2*', '3', '4']);
+    expect(one.data[0].colorscale[8][1]).toBe('#3f007d'); // residual: Purples
+    expect(traceHeatmap({ ...a, kind: 'ssm', window: 10 }).layout.xaxis.title.text).toBe('center of interval of 10 restored layers');
     const o = averageIndirectEffects([a]);
     const d = subtractAie(o, { ...o, values: o.values.map((r) => r.map(() => 1)) }, { ...o, values: o.values.map((r) => r.map(() => 0.5)) });
     expect(d.values[3]).toEqual([2 - 1.5, 20 - 1.5]);

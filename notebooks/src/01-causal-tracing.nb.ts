@@ -127,7 +127,7 @@ for (const [i, m] of models.entries()) {
   summaries.push(traces.summary);
 }
 showTable(summaries[0], { limit: 6, title: `${mamba.name}: traced facts (first rows)` });
-const figs = aies.map((list, i) => subplots(list.map((a) => aieHeatmap(a, { arch: models[i].arch, zmax: a.kind === 'o − s − g' ? undefined : 1 })), {
+const figs = aies.map((list, i) => subplots(list.map((a) => aieHeatmap(a, { arch: models[i].arch, compact: true })), {
   cols: list.length, titles: list.map((a) => `${a.kind} (${a.count} prompts${a.excluded ? `, ${a.excluded} left out` : ''})`),
   title: `${models[i].name}: AIE by token group`, height: 330,
 }));

@@ -19,10 +19,18 @@ export interface TraceFigureOptions {
   title?: string;
   width?: number;
   height?: number;
+  /** For panels in a row: short axis title, a tick every 5 layers on deep models. */
+  compact?: boolean;
 }
 
-function xTitle(window: number): string {
+function xTitle(window: number, compact?: boolean): string {
+  if (compact) return window > 1 ? `window centre (${window} layers)` : 'layer';
   return window > 1 ? `center of interval of ${window} restored layers` : 'single restored layer';
+}
+
+function compacted(fig: Figure, nLayers: number, compact?: boolean): Figure {
+  if (compact && nLayers > 10) fig.layout.xaxis = { ...fig.layout.xaxis, dtick: 5 };
+  return fig;
 }
 
 function vizKind(arch: Arch | undefined, kind: string): StateKind {
@@ -43,7 +51,7 @@ export function traceHeatmap(r: TraceResult, opts: TraceFigureOptions = {}): Fig
   const tokens = r.positions.map((p) => r.tokens[p].replace(/<\|endoftext\|>/g, '<EOS>'));
   const subject = r.positions.filter((p) => p >= r.span[0] && p < r.span[1]).map((p) => r.positions.indexOf(p));
   const corrupted = r.altSubject ? `${JSON.stringify(r.subject)} → ${JSON.stringify(r.altSubject)}` : `${JSON.stringify(r.subject)} + noise`;
-  return heatmap({
+  return compacted(heatmap({
     values: value === 'ie' ? r.ie : r.p,
     tokens,
     layers: r.layers,
@@ -52,16 +60,16 @@ export function traceHeatmap(r: TraceResult, opts: TraceFigureOptions = {}): Fig
     metric: value === 'ie' ? 'IE' : `p(${r.answer.trim()})`,
     zmin: 0,
     zmax: opts.zmax,
-    xTitle: xTitle(r.window),
+    xTitle: xTitle(r.window, opts.compact),
     title: opts.title ?? `${r.label}: ${corrupted}, answer ${JSON.stringify(r.answer.trim())}`,
     width: opts.width,
     height: opts.height,
-  });
+  }), r.layers.length, opts.compact);
 }
 
 /** Every kind of one prompt side by side (ROME's row of residual / MLP / attention panels). */
 export function traceHeatmaps(results: TraceResult[], opts: TraceFigureOptions & { cols?: number } = {}): Figure {
-  const figs = results.map((r) => traceHeatmap(r, { ...opts, title: r.label }));
+  const figs = results.map((r) => traceHeatmap(r, { ...opts, title: r.label, compact: opts.compact ?? results.length > 2 }));
   const r0 = results[0];
   const title = opts.title ?? `${r0.prompt} → ${JSON.stringify(r0.answer.trim())} (p ${r0.high.toFixed(2)} clean, ${r0.low.toFixed(2)} corrupted)`;
   return subplots(figs, { cols: opts.cols, title, width: opts.width, height: opts.height });
@@ -70,7 +78,7 @@ export function traceHeatmaps(results: TraceResult[], opts: TraceFigureOptions &
 /** Heatmap of an AIE map: romba's six token groups × layers. */
 export function aieHeatmap(aie: Aie, opts: TraceFigureOptions & { arch?: Arch; label?: string } = {}): Figure {
   const diff = aie.kind === 'o − s − g';
-  return heatmap({
+  return compacted(heatmap({
     values: aie.values,
     tokens: aie.groups,
     layers: aie.layers,
@@ -79,9 +87,9 @@ export function aieHeatmap(aie: Aie, opts: TraceFigureOptions & { arch?: Arch; l
     metric: opts.value === 'p' ? 'mean p' : 'AIE',
     zmin: diff ? undefined : 0,
     zmax: opts.zmax,
-    xTitle: xTitle(aie.window),
+    xTitle: xTitle(aie.window, opts.compact),
     title: opts.title ?? `AIE of ${opts.label ?? aie.kind} over ${aie.count} prompts`,
     width: opts.width,
     height: opts.height,
-  });
+  }), aie.layers.length, opts.compact);
 }
