@@ -11,7 +11,8 @@ import { softmaxRow } from '../src/runtime/grad';
 import { editRequestOf, knownRecords, loadCounterFact, nontrivialPrefix, rewritePrompt, CounterFactRecord } from '../src/data/counterfact';
 import { continuationScores, harmonicMean, scoreCase, summarize } from '../src/methods/rome/counterfact-eval';
 import { ngramEntropy, ngramEntropyOf, generationCheck } from '../src/methods/rome/generation-checks';
-import { romeLayerSweep, sweepFigure } from '../src/methods/rome/sweep';
+import { romeLayerSweep } from '../src/methods/rome/sweep';
+import { sweepFigure } from '../src/methods/rome/figures';
 import { MATRIX_COLORS } from '../src/methods/rome/sites';
 
 const MODELS = path.join(__dirname, '..', 'data', 'models');

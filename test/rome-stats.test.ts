@@ -14,6 +14,7 @@ import { clearStatsMemory, sampleTokens, secondMoment, secondMoments } from '../
 import { textCorpus, wikitextCorpus, detokenizeWikitext } from '../src/methods/rome/corpus';
 import { keyFingerprint } from '../src/methods/rome/stats-cache';
 import { cholesky, choleskySolve } from '../src/methods/rome/linalg';
+import { choleskyBlocked } from '../src/methods/rome/blocked';
 import { editSite } from '../src/methods/rome/sites';
 
 const MODELS = path.join(__dirname, '..', 'data', 'models');
@@ -78,7 +79,7 @@ describe('second moments on mamba-facts', () => {
       const b = await secondMoment(model, site, opts);
       expect(b.fromCache).toBe(true);
       expect(Array.from(b.mom2)).toEqual(Array.from(a.mom2));
-      expect(Array.from(b.solve(a.mom2.subarray(0, 512))).map((x) => +x.toFixed(6))).toEqual(Array.from(a.solve(a.mom2.subarray(0, 512))).map((x) => +x.toFixed(6)));
+      expect(Array.from(await b.solve(a.mom2.subarray(0, 512))).map((x) => +x.toFixed(6))).toEqual(Array.from(await a.solve(a.mom2.subarray(0, 512))).map((x) => +x.toFixed(6)));
       // Editing the matrix itself keeps the key fingerprint (sequential edits hit the cache) ...
       const W = model.weight('layers.1.mixer.out_proj.weight');
       const outEdited = model.withWeights(new Map([['layers.1.mixer.out_proj.weight', W.clone()]]));
@@ -111,6 +112,27 @@ describe('linear algebra and corpus', () => {
     const singular = new Float64Array(n * n);
     for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) singular[i * n + j] = (i + 1) * (j + 1); // rank one
     expect(cholesky(singular, n).jitter).toBeGreaterThan(0);
+  });
+
+  it('the blocked (ONNX MatMul) factor equals the plain one', async () => {
+    const n = 300;
+    const M = Float64Array.from({ length: n * n }, (_, i) => Math.sin(i * 0.37) + Math.cos(i * 0.011));
+    const A = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) {
+      let s = 0;
+      for (let k = 0; k < n; k++) s += M[i * n + k] * M[j * n + k];
+      A[i * n + j] = A[j * n + i] = s / n + (i === j ? 0.1 : 0);
+    }
+    const plain = cholesky(A, n);
+    const blocked = await choleskyBlocked(A, n, 64);
+    let err = 0, max = 0;
+    for (let i = 0; i < n * n; i++) (err = Math.max(err, Math.abs(plain.L[i] - blocked.L[i]))), (max = Math.max(max, Math.abs(plain.L[i])));
+    expect(err).toBeLessThan(1e-4 * max);
+    const b = Array.from({ length: n }, (_, i) => Math.cos(i));
+    const x1 = choleskySolve(plain, b), x2 = choleskySolve(blocked, b);
+    let dx = 0, nx = 0;
+    for (let i = 0; i < n; i++) (dx += (x1[i] - x2[i]) ** 2), (nx += x1[i] ** 2);
+    expect(Math.sqrt(dx / nx)).toBeLessThan(1e-3);
   });
 
   it('reads the bundled WikiText-2 as detokenised paragraphs', () => {

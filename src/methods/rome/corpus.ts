@@ -48,9 +48,16 @@ export function wikitextDocuments(text: string): string[] {
 }
 
 /** The bundled WikiText-2 corpus (about 4,300 paragraphs, 0.5 M tokens), shuffled with `seed`. */
+const wikitextMemo = new Map<number, Corpus>();
+
 export function wikitextCorpus(opts: { seed?: number } = {}): Corpus {
-  const texts = WIKITEXT_FILES.map((f) => fs.readFileSync(f, 'utf8'));
-  return makeCorpus('wikitext2', texts.flatMap(wikitextDocuments), opts.seed ?? 1);
+  const seed = opts.seed ?? 1;
+  let c = wikitextMemo.get(seed);
+  if (!c) {
+    const texts = WIKITEXT_FILES.map((f) => fs.readFileSync(f, 'utf8'));
+    wikitextMemo.set(seed, (c = makeCorpus('wikitext2', texts.flatMap(wikitextDocuments), seed)));
+  }
+  return c;
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * CounterFact scoring (paper-spec §3.5). For each prompt P and target X ∈ {new, true}:
  * NLL(X|P) = mean over X's tokens of −log p, by teacher forcing P + " " + X (all prompts of a case
- * and both targets in one batch). prob = exp(−NLL).
+ * and both targets in one batch of deduplicated prefixes). prob = exp(−NLL).
  *   ES = [NLL(true) > NLL(new)] on the rewrite prompt, PS = mean over paraphrases, NS = mean over
  *   neighbourhood prompts of [NLL(true) < NLL(new)]; EM/PM = mean(prob(new) − prob(true)),
  *   NM = mean(prob(true) − prob(new)); *_acc: every target token is the argmax.
@@ -33,17 +33,30 @@ export interface CaseScores {
   rewriteAcc: number; paraphraseAcc: number; neighborhoodAcc: number;
 }
 
-/** Token-averaged NLL and all-argmax accuracy of each continuation (teacher forcing, one batch). */
+/**
+ * Token-averaged NLL and all-argmax accuracy of each continuation, by teacher forcing. Each target
+ * token m of X after P needs the next-token distribution after P + X[:m]; these prefixes are
+ * deduplicated (P + " new" and P + " true" share P) and run as one batch reading only each row's
+ * last position, so single-token objects cost one row per prompt.
+ */
 export async function continuationScores(model: Model, pairs: Array<{ prompt: string; target: string }>): Promise<{ nll: number; acc: boolean }[]> {
   const enc = pairs.map((p) => ({ prompt: model.encode(p.prompt), target: model.encode(' ' + p.target.trim()) }));
-  const batch = makeBatch(enc.map((e) => e.prompt.concat(e.target)), model.config.vocabSize, model.padId);
-  const logits = (await model.run(batch, { logits: 'all' })).logits!; // [B,T,V]
-  const [, T, V] = logits.shape;
-  return enc.map((e, b) => {
+  const rows: number[][] = [];
+  const index = new Map<string, number>();
+  const rowOf = (ids: number[]) => {
+    const key = ids.join(',');
+    let r = index.get(key);
+    if (r === undefined) index.set(key, (r = rows.push(ids) - 1));
+    return r;
+  };
+  const need = enc.map((e) => e.target.map((_, m) => rowOf(e.prompt.concat(e.target.slice(0, m)))));
+  const logits = (await model.run(makeBatch(rows, model.config.vocabSize, model.padId), { logits: 'last' })).logits!; // [R,1,V]
+  const V = logits.shape[2];
+  return enc.map((e, i) => {
     let nll = 0;
     let acc = true;
     e.target.forEach((tok, m) => {
-      const off = (b * T + e.prompt.length - 1 + m) * V;
+      const off = need[i][m] * V;
       const { logZ } = softmaxRow(logits.data, off, V);
       nll += (logZ - logits.data[off + tok]) / e.target.length;
       for (let v = 0; v < V; v++) if (logits.data[off + v] > logits.data[off + tok]) { acc = false; break; }

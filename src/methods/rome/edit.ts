@@ -151,7 +151,7 @@ export async function rome(model: Model, request: EditRequest, opts: RomeOptions
 
   t = Date.now();
   const key = await computeKey(model, site, req.template, req.subject, templates);
-  const cInvK = stats ? stats.solve(key.kBar) : Float64Array.from(key.kBar);
+  const cInvK = stats ? await stats.solve(key.kBar) : Float64Array.from(key.kBar);
   const cn = norm(cInvK);
   const u = Float32Array.from(cInvK, (x) => x / cn);
   secs.key = (Date.now() - t) / 1000;

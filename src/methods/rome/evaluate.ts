@@ -26,6 +26,7 @@ export interface CaseResult extends CaseScores {
   fluency?: number;
   mentionsNew?: number;
   mentionsTrue?: number;
+  generations?: string[];
 }
 
 export interface EvaluationSummary extends Summary {
@@ -66,7 +67,7 @@ export async function evaluateEdits(model: Model, records: CounterFactRecord[], 
         ...s, subject: r.requested_rewrite.subject, targetNew: r.requested_rewrite.target_new.str, targetTrue: r.requested_rewrite.target_true.str,
         layer, matrix, vStarProb: e.diagnostics.trace[e.diagnostics.trace.length - 1].prob, steps: e.diagnostics.trace.length,
         editSeconds: (t1 - t0) / 1000, evalSeconds: (Date.now() - t1) / 1000,
-        ...(g ? { fluency: g.fluency, mentionsNew: g.mentionsNew, mentionsTrue: g.mentionsTrue } : {}),
+        ...(g ? { fluency: g.fluency, mentionsNew: g.mentionsNew, mentionsTrue: g.mentionsTrue, generations: g.texts } : {}),
       };
       cases.push(c);
       opts.onCase?.(c);

@@ -1,9 +1,12 @@
 /**
  * Dense symmetric positive-definite solves in float64 for C x = k (ROME's C⁻¹k̄ without forming
- * C⁻¹): a Cholesky factor C + λI = L Lᵀ, then two triangular solves (O(d²) per solve). The factor
- * costs d³/6 multiply-adds in JavaScript: ~0.1 s at d = 1024, ~20–40 s at d = 5120 (Mamba-2.8b's
- * W_o keys), which is why the statistics cache stores it. λ = 0 unless C is numerically singular
- * (fewer samples than dimensions, dead units), then the smallest λ = 10⁻⁸·10ᵏ·mean(diag C) that works.
+ * C⁻¹): a Cholesky factor C + λI = L Lᵀ, then two triangular solves (O(d²) per solve).
+ * The plain factor costs d³/6 multiply-adds in JavaScript (~0.3 GFMA/s here: 0.5 s at d = 1024,
+ * 5 s at 2048, ~75 s at 5120, ~10 min at Pythia-2.8b's 10240), so above `BLOCKED_FROM` dimensions
+ * a blocked right-looking factor does the O(d³) part, the panel and trailing-matrix products, with
+ * ONNX MatMuls (blocked.ts), in float32 products accumulated in float64. The statistics cache stores
+ * the factor either way. λ = 0 unless C is numerically singular (fewer samples than dimensions,
+ * dead units), then the smallest λ = 10⁻⁸·10ᵏ·mean(diag C) that works.
  */
 import { FactlensError } from '../../errors';
 
@@ -18,9 +21,7 @@ export interface Cholesky {
 /** Factor a symmetric matrix (row-major n×n; float32 or float64), adding a ridge only if needed. */
 export function cholesky(A: ArrayLike<number>, n: number): Cholesky {
   if (A.length !== n * n) throw new FactlensError(`cholesky: expected ${n}×${n} values, got ${A.length}`);
-  let mean = 0;
-  for (let i = 0; i < n; i++) mean += A[i * n + i];
-  mean = Math.max(mean / n, Number.MIN_VALUE);
+  const mean = meanDiagonal(A, n);
   for (let k = -1; k <= 10; k++) {
     const jitter = k < 0 ? 0 : mean * 1e-8 * 10 ** k;
     const L = tryCholesky(A, n, jitter);
@@ -29,7 +30,14 @@ export function cholesky(A: ArrayLike<number>, n: number): Cholesky {
   throw new FactlensError('cholesky: the matrix is not positive definite even with a ridge of 1% of its mean diagonal');
 }
 
-function tryCholesky(A: ArrayLike<number>, n: number, jitter: number): Float64Array | null {
+/** Mean of the diagonal (the scale of the ridge). */
+export function meanDiagonal(A: ArrayLike<number>, n: number): number {
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += A[i * n + i];
+  return Math.max(mean / n, Number.MIN_VALUE);
+}
+
+export function tryCholesky(A: ArrayLike<number>, n: number, jitter: number): Float64Array | null {
   const L = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
     const ri = i * n;

@@ -14,7 +14,8 @@ import { resolveHook } from '../../runtime/hooks';
 import { Tensor } from '../../runtime/tensor';
 import { progress as progressBar } from '../../viz/progress';
 import { Corpus, textCorpus, wikitextCorpus } from './corpus';
-import { cholesky, Cholesky, choleskySolve } from './linalg';
+import { Cholesky, choleskySolve } from './linalg';
+import { factorize } from './blocked';
 import { keyFingerprint, readStats, StatsKey, statsPath, writeStats } from './stats-cache';
 import type { EditSite } from './sites';
 
@@ -52,14 +53,15 @@ export class SecondMoment {
     this.factorMemo = factor;
   }
 
-  get factor(): Cholesky {
-    if (!this.factorMemo) this.factorMemo = cholesky(this.mom2, this.dim);
+  /** The Cholesky factor of C (+ ridge if C is singular), computed once. */
+  async factorize(): Promise<Cholesky> {
+    if (!this.factorMemo) this.factorMemo = await factorize(this.mom2, this.dim);
     return this.factorMemo;
   }
 
   /** x = C⁻¹ k (by Cholesky solves, never forming C⁻¹). */
-  solve(k: ArrayLike<number>): Float64Array {
-    return choleskySolve(this.factor, k);
+  async solve(k: ArrayLike<number>): Promise<Float64Array> {
+    return choleskySolve(await this.factorize(), k);
   }
 }
 
@@ -114,7 +116,7 @@ export async function secondMoments(model: Model, sites: Array<EditSite | { laye
       const { sum, dim, count } = sums[i];
       const mom2 = new Float32Array(dim * dim);
       for (let j = 0; j < mom2.length; j++) mom2[j] = sum[j] / count;
-      const factor = cholesky(mom2, dim);
+      const factor = await factorize(mom2, dim);
       const file = useDisk ? statsPath(k, root) : null;
       if (file) writeStats(file, k, { mom2, dim, count, factor }, { corpus_documents: String(corpus.documents.length) });
       memory.set(id(k), new SecondMoment(k, dim, mom2, count, file, factor));
