@@ -81,6 +81,7 @@ export function sweepTable(s: SweepBench): string {
   return table(['sweep (mamba-facts, replace resid_pre from clean cache)', 's', 'runs/s', 'vs one-by-one', '<1 s / ≥5x'], [
     row(`sweep, ${s.runs} runs, batch ${s.batchSize}`, s.sweepMs),
     row('sweep with prefix (skips unchanged layers)', s.prefixMs),
+    row('... and earlier positions (resumes the recurrent state)', s.resumedMs),
     [`one by one (est.: ${s.oneByOneSample} plain forwards timed, × ${s.runs})`, (s.oneByOneMsEstimated / 1000).toFixed(2), (1000 / s.oneByOneMsEach).toFixed(1), '1.0x', '-'],
   ]);
 }

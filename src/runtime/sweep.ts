@@ -51,31 +51,68 @@ export async function sweep(model: Model, grid: Table | Row[], opts: SweepOption
   const bs = opts.batchSize ?? autoBatchSize(model, T);
   const results: Row[] = new Array(rows.length);
   const starts = rows.map((r) => opts.prefix?.startLayer(r) ?? 0);
-  const order = [...rows.keys()].sort((a, b) => starts[a] - starts[b]);
-  for (let start = 0; start < rows.length; start += bs) {
-    const idx = order.slice(start, start + bs);
+  const positions = rows.map((r) => (opts.prefix?.startPosition && model.arch === 'mamba' ? opts.prefix.startPosition(r) : 0));
+  const lengths = rows.map((r) => inputFor(r).length);
+  let done = 0;
+  for (const idx of chunkRuns(model.nLayers, starts, positions, lengths, bs)) {
     const chunk = idx.map((i) => rows[i]);
     const layer0 = Math.min(...idx.map((i) => starts[i]));
-    const positions = chunk.map((r) => (opts.prefix?.startPosition && model.arch === 'mamba' ? opts.prefix.startPosition(r) : 0));
-    const batch = makeBatch(chunk.map((r, b) => inputFor(r).slice(positions[b])), model.config.vocabSize, model.padId);
+    const pos = idx.map((i) => positions[i]);
+    const batch = makeBatch(chunk.map((r, b) => inputFor(r).slice(pos[b])), model.config.vocabSize, model.padId);
     const hooks: Array<[string, HookFn]> = [];
     chunk.forEach((row, b) => {
       const specs = opts.interventions(row).map((s) => ({ ...s, rows: [b] }));
       hooks.push(...interventionHooks(model, specs, { caches: opts.caches }));
     });
-    const resumed = opts.prefix && (layer0 > 0 || positions.some((p) => p > 0));
+    const resumed = opts.prefix && (layer0 > 0 || pos.some((p) => p > 0));
     const res = await model.run(batch, {
       hooks,
       logits: 'last',
-      startAt: resumed ? { layer: layer0, resid: suffixRows(chunk.map((r) => opts.prefix!.resid(layer0, r)), positions, batch.T) } : undefined,
-      state: resumed && positions.some((p) => p > 0) ? stackStates(model, layer0, chunk, positions, opts.prefix!) : undefined,
-      positionOffsets: positions,
+      startAt: resumed ? { layer: layer0, resid: suffixRows(chunk.map((r) => opts.prefix!.resid(layer0, r)), pos, batch.T) } : undefined,
+      state: resumed && pos.some((p) => p > 0) ? stackStates(model, layer0, chunk, pos, opts.prefix!) : undefined,
+      positionOffsets: pos,
     });
     const V = res.logits!.shape[2];
     chunk.forEach((row, b) => (results[idx[b]] = { ...row, ...opts.metric(res.logits!.data.subarray(b * V, (b + 1) * V), row) }));
-    opts.onProgress?.(Math.min(start + bs, rows.length), rows.length);
+    opts.onProgress?.((done += idx.length), rows.length);
   }
   return aq.from(results);
+}
+
+/** Below this share of useful work a chunk is closed early (see chunkRuns). */
+const MIN_EFFICIENCY = 0.7;
+/** ...but never below this many runs, so small batches don't multiply the per-pass overhead. */
+const MIN_CHUNK = 8;
+
+/**
+ * Group runs into forward passes. A pass computes layers from its lowest
+ * start layer and tokens from its earliest start position for every row;
+ * runs are ordered by (start position, start layer) and a pass is closed when
+ * the useful share of its work would fall below MIN_EFFICIENCY (or it is full).
+ */
+export function chunkRuns(L: number, starts: number[], positions: number[], lengths: number[], bs: number): number[][] {
+  const order = [...starts.keys()].sort((a, b) => positions[a] - positions[b] || starts[a] - starts[b]);
+  const own = (i: number) => (L - starts[i]) * (lengths[i] - positions[i]);
+  const chunks: number[][] = [];
+  let cur: number[] = [];
+  let useful = 0;
+  for (const i of order) {
+    if (cur.length) {
+      const rowsAfter = cur.length + 1;
+      const layer0 = Math.min(starts[i], ...cur.map((j) => starts[j]));
+      const tMax = Math.max(lengths[i] - positions[i], ...cur.map((j) => lengths[j] - positions[j]));
+      const efficiency = (useful + own(i)) / (rowsAfter * (L - layer0) * tMax);
+      if (cur.length >= bs || (cur.length >= MIN_CHUNK && efficiency < MIN_EFFICIENCY)) {
+        chunks.push(cur);
+        cur = [];
+        useful = 0;
+      }
+    }
+    cur.push(i);
+    useful += own(i);
+  }
+  if (cur.length) chunks.push(cur);
+  return chunks;
 }
 
 /** Row b's [1,T,D] residual from position positions[b] on, right-padded with zeros to T' tokens: [B,T',D]. */
