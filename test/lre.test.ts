@@ -14,6 +14,9 @@ import { encodePrompts, runFrom, streamAt, streamLast } from '../src/methods/lre
 import { streamJacobians } from '../src/methods/lre/jacobian';
 import { LinearRelation } from '../src/methods/lre/operator';
 import { hStream, lreLayers, streamHook, zStream } from '../src/methods/lre/sites';
+import { sweepRelation, SweepRow } from '../src/methods/lre/sweep';
+import { layerCurves, relationBars, relationSummary, sweepFigure } from '../src/methods/lre/figures';
+import { loadRelation } from '../src/data/relations';
 
 const FIX = path.resolve(__dirname, 'fixtures');
 
@@ -140,6 +143,41 @@ describe('prompts and metrics', () => {
     expect(f.beta).toBe(1);
     expect(f.predictions.map((p) => p[0].id)).toEqual(argmax);
   });
+});
+
+describe('sweep and figures', () => {
+  it('a small sweep on the demo Mamba: rows per layer, metrics in [0, 1], the paper-style figures', async () => {
+    const demo = await Model.load(path.resolve(__dirname, '..', 'data/models/mamba-facts'));
+    const rows = await sweepRelation(demo, loadRelation('country_capital_city'), {
+      layers: [13, 15], trials: 1, nTrain: 3, maxCandidates: 16, maxTest: 6, betas: [0, 1, 2], ranks: [0, 64],
+    });
+    expect(rows.map((r) => r.layer)).toEqual(['13', '15']);
+    for (const r of rows) {
+      expect(r.nTest).toBeGreaterThan(3);
+      expect(r.zDecode).toBeGreaterThan(0.5);
+      for (const v of [r.faithfulness, r.recallK, r.causality, r.baseline, r.zDecode]) expect(v >= 0 && v <= 1).toBe(true);
+      expect(r.recallK).toBeGreaterThanOrEqual(r.faithfulness);
+      expect([0, 1, 2]).toContain(r.beta);
+      expect([0, 64]).toContain(r.rank);
+    }
+    // Two trials of made-up rows: mean ± std per layer, figures in the paper's colours.
+    const fake: SweepRow[] = [0, 1].flatMap((trial) => ['emb', '0', '1'].map((layer, i) => ({
+      ...rows[0], model: 'm', relation: 'r', trial, layer, layerIndex: i - 1, faithfulness: 0.2 * i + 0.1 * trial, causality: 0.5, baseline: 0.1, zDecode: 1,
+    })));
+    const curves = layerCurves(fake);
+    expect(curves.map((c) => c.layer)).toEqual(['emb', '0', '1']);
+    expect(curves[2].faithfulness).toBeCloseTo(0.45);
+    expect(curves[2].faithfulnessStd).toBeCloseTo(0.05);
+    const fig = sweepFigure(fake);
+    const lines = fig.data.filter((t) => t.mode?.includes('lines') && t.fill === undefined);
+    expect(lines.map((t) => [t.name, t.line?.color])).toEqual([['faithfulness', '#1f77b4'], ['causality', '#ff7f0e']]);
+    const summary = relationSummary([...fake, ...fake.map((r) => ({ ...r, model: 'n', faithfulness: r.faithfulness / 2 }))]);
+    expect(summary.find((x) => x.model === 'm')!.layer).toBe('1');
+    const bars = relationBars(summary, ['m', 'n']);
+    expect(bars.data.filter((t) => t.type === 'bar')).toHaveLength(2);
+    const ticks = bars.data.filter((t) => t.name === 'majority baseline');
+    expect(ticks[0].marker.color).toBe('#d62728');
+  }, 60_000);
 });
 
 describe('Jacobians of the nonlinear fixtures', () => {

@@ -16,6 +16,7 @@ import type { Model } from '../../runtime/model';
 import { EncodedPrompt, RunRow, runFrom, streamAt, streamLast } from './encode';
 import { combine, decodeTopK, LinearRelation, topK, TokenPrediction } from './operator';
 import { isNontrivialPrefix } from './prompts';
+import { Tensor } from '../../runtime/tensor';
 
 /** A test case: an encoded prompt and the object the model should name. */
 export interface LreTest {
@@ -64,14 +65,20 @@ export async function faithfulness(model: Model, lre: LinearRelation, tests: Lre
   const k = opts.k ?? 3;
   const jh = lre.jh(tests.map((t) => streamAt(model, t.prompt, lre.info.hStream)));
   const objects = tests.map((t) => t.object);
+  const D = lre.dim;
+  const N = tests.length;
+  // Every β at once: one decode of [nβ·N, D].
+  const all = new Float32Array(betas.length * N * D); // [nβ·N,D]
+  betas.forEach((beta, i) => all.set(combine(jh, lre.b, beta).data, i * N * D));
+  const preds = await decodeTopK(model, new Tensor(all, [betas.length * N, D]), k);
   const byBeta: FaithfulnessResult['byBeta'] = [];
   let best: { beta: number; recall: number[]; predictions: TokenPrediction[][] } | null = null;
-  for (const beta of betas) {
-    const preds = await decodeTopK(model, combine(jh, lre.b, beta), k);
-    const recall = recallAtK(preds.map((p) => p.map((x) => x.token)), objects);
+  betas.forEach((beta, i) => {
+    const mine = preds.slice(i * N, (i + 1) * N);
+    const recall = recallAtK(mine.map((p) => p.map((x) => x.token)), objects);
     byBeta.push({ beta, recall });
-    if (!best || recall[0] > best.recall[0]) best = { beta, recall, predictions: preds };
-  }
+    if (!best || recall[0] > best.recall[0]) best = { beta, recall, predictions: mine };
+  });
   return { byBeta, ...best! };
 }
 

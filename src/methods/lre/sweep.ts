@@ -9,11 +9,14 @@
 import type { Model } from '../../runtime/model';
 import { rng } from '../../runtime/generate';
 import { Relation, RelationSample } from '../../data/relations';
-import { encodePrompts, EncodedPrompt } from './encode';
+import { encodePrompts, EncodedPrompt, streamLast } from './encode';
+import { Tensor } from '../../runtime/tensor';
+import { decodeTopK } from './operator';
 import { estimateFromEncoded, trainingPrompts } from './estimator';
-import { betaGrid, causality, editTargets, faithfulness, LreTest, modelPredictions, rankGrid } from './metrics';
+import { betaGrid, causality, CausalityResult, editTargets, faithfulness, FaithfulnessResult, LreTest, modelPredictions, rankGrid } from './metrics';
+import type { LinearRelation } from './operator';
 import { isNontrivialPrefix, makeIclPrompt, shuffled, subjectPrompt } from './prompts';
-import { LreLayer, layerLabel, lreLayers } from './sites';
+import { LreLayer, layerLabel, lreLayers, zStream } from './sites';
 
 export interface SweepSettings {
   layers?: LreLayer[];
@@ -35,6 +38,8 @@ export interface SweepSettings {
   /** Skip causality (faithfulness only). */
   causality?: boolean;
   onProgress?: (msg: string) => void;
+  /** Called per (trial, layer) with the LRE and its metrics (e.g. to keep an example for display). */
+  onLayer?: (info: { trial: number; layer: LreLayer; lre: LinearRelation; faithfulness: FaithfulnessResult; causality: CausalityResult | null; data: TrialData }) => void;
 }
 
 export interface SweepRow {
@@ -52,6 +57,8 @@ export interface SweepRow {
   rank: number;
   /** Majority-object baseline of the test set (the fraction a constant answer gets right). */
   baseline: number;
+  /** Fraction of the test set whose own z (the z stream, decoded) names the object: the ceiling of faithfulness. */
+  zDecode: number;
 }
 
 export interface TrialData {
@@ -86,6 +93,16 @@ function dedupe(samples: RelationSample[]): RelationSample[] {
   return samples.filter((x) => (seen.has(x.subject) ? false : (seen.add(x.subject), true)));
 }
 
+/** Fraction of tests whose z (decoded with the final norm and unembedding) names the object. */
+export async function decodeZ(model: Model, tests: LreTest[]): Promise<number> {
+  const D = model.config.dModel;
+  const e = zStream(model);
+  const zs = new Float32Array(tests.length * D); // [N,D]
+  tests.forEach((t, i) => zs.set(streamLast(model, t.prompt, e), i * D));
+  const preds = await decodeTopK(model, new Tensor(zs, [tests.length, D]), 1);
+  return preds.filter((p, i) => isNontrivialPrefix(p[0].token, tests[i].object)).length / tests.length;
+}
+
 function majorityBaseline(objects: string[]): number {
   const counts = new Map<string, number>();
   for (const o of objects) counts.set(o.toLowerCase(), (counts.get(o.toLowerCase()) ?? 0) + 1);
@@ -113,10 +130,12 @@ export async function sweepRelation(model: Model, relation: Relation, s: SweepSe
     const lres = await estimateFromEncoded(model, trainEncoded, layers, { relation: relation.id, template, trainSubjects: train.map((x) => x.subject) });
     const targets = editTargets(tests, rng((s.seed ?? 0) * 1000 + trial + 7919));
     const baseline = majorityBaseline(tests.map((t) => t.object));
+    const zDecode = await decodeZ(model, tests);
     for (const layer of layers) {
       const lre = lres.get(layer)!;
       const f = await faithfulness(model, lre, tests, { betas, k });
       const c = s.causality === false ? null : await causality(model, lre, tests, targets, { ranks });
+      s.onLayer?.({ trial, layer, lre, faithfulness: f, causality: c, data });
       rows.push({
         relation: relation.id,
         model: model.name,
@@ -131,6 +150,7 @@ export async function sweepRelation(model: Model, relation: Relation, s: SweepSe
         causality: c ? c.efficacy : NaN,
         rank: c ? c.rank : NaN,
         baseline,
+        zDecode,
       });
     }
     s.onProgress?.(`${relation.id} trial ${trial}: done`);
