@@ -76,17 +76,23 @@ export async function prepareTrial(model: Model, relation: Relation, trial: numb
   if (samples.length <= nTrain) return null;
   const train = samples.slice(0, nTrain);
   const candidates = samples.slice(nTrain, s.maxCandidates == null ? undefined : nTrain + s.maxCandidates);
-  const prompts = candidates.map((c) => subjectPrompt(model, makeIclPrompt(template, c.subject, train), c.subject));
-  const encoded = await encodePrompts(model, prompts);
-  const top = modelPredictions(model, encoded, 1);
-  let tests = candidates
-    .map((c, i) => ({ prompt: encoded[i], object: c.object, subject: c.subject, ok: isNontrivialPrefix(top[i][0].token, c.object) }))
-    .filter((t) => t.ok)
-    .map(({ prompt, object, subject }) => ({ prompt, object, subject }));
-  if (s.maxTest != null) tests = tests.slice(0, s.maxTest);
+  // Knowledge filter in chunks (encoded prompts are large), stopping once maxTest subjects are known.
+  const tests: TrialData['tests'] = [];
+  let run = 0;
+  for (let i = 0; i < candidates.length && (s.maxTest == null || tests.length < s.maxTest); i += FILTER_CHUNK) {
+    const part = candidates.slice(i, i + FILTER_CHUNK);
+    const encoded = await encodePrompts(model, part.map((c) => subjectPrompt(model, makeIclPrompt(template, c.subject, train), c.subject)));
+    const top = modelPredictions(model, encoded, 1);
+    part.forEach((c, j) => {
+      if (isNontrivialPrefix(top[j][0].token, c.object) && (s.maxTest == null || tests.length < s.maxTest)) tests.push({ prompt: encoded[j], object: c.object, subject: c.subject });
+    });
+    run += part.length;
+  }
   if (new Set(tests.map((t) => t.object)).size < 2 || tests.length <= nTrain) return null;
-  return { train, tests, candidates: candidates.length };
+  return { train, tests, candidates: run };
 }
+
+const FILTER_CHUNK = 64;
 
 function dedupe(samples: RelationSample[]): RelationSample[] {
   const seen = new Set<string>();
