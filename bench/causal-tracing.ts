@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   const { Model } = await import('../src/runtime/model');
   const { loadRelations } = await import('../src/data/relations');
   const { knownFacts } = await import('../src/data/known-facts');
-  const { averageByKind, peak, roundRobin, scaledWindow, traceFacts } = await import('../src/methods/causal-tracing');
+  const { alignsWith, averageByKind, chooseAltSubjects, peak, roundRobin, scaledWindow, traceFacts } = await import('../src/methods/causal-tracing');
   const log = (s: string) => (JSON_OUT ? undefined : console.error(s));
   log(`causal-tracing bench: ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, ORT threads ${process.env.FACTLENS_THREADS ?? 'default'}, FACTLENS_UNROLL_MAX ${process.env.FACTLENS_UNROLL_MAX ?? 'default'}`);
   const model = await Model.load(MODEL);
@@ -50,7 +50,9 @@ async function main(): Promise<void> {
   const tKnown = t();
   log(`known facts: ${known.numRows()} (≤ ${perRelation} per relation) in ${tKnown.wall.toFixed(1)} s wall, ${tKnown.cpu.toFixed(1)} s CPU`);
 
-  const facts = roundRobin(known, N_FACTS);
+  // Facts that have an alternative subject (same relation, other object, prompts that align), round-robin over relations.
+  const withAlt = chooseAltSubjects(known, { seed: 0, accept: alignsWith(model) });
+  const facts = roundRobin(withAlt, N_FACTS).select(known.columnNames());
 
   t = clock();
   let lastPrint = 0;

@@ -12,22 +12,29 @@
  *    token t is starting layer l + 1 from the corrupted residual with token t set to the clean one.
  * 4. Mamba only: a restoration at token t cannot change tokens before t, so the cell runs tokens
  *    t..T−1 only, from the corrupted run's recurrent state after token t − 1 (SSM state + the last
- *    K − 1 conv inputs). GPT-NeoX runs the whole prompt (no KV cache input).
+ *    K − 1 conv inputs; the engine's mambaStateAt). GPT-NeoX runs the whole prompt (no KV cache input).
+ *
+ * The engine's `sweep` (prefix with startLayer/startPosition/state) does 3–4 for one grid; this
+ * runner also shares batches across prompts with different clean caches, and applies each batch's
+ * restorations in one hook per hook point (sweep adds one hook, and one copy of the activation,
+ * per row).
  */
 import type { Model } from '../../runtime/model';
 import type { HookFn, MambaState } from '../../runtime/forward';
+import type { ActivationCache } from '../../runtime/cache';
+import { mambaStateAt, resumeCacheNames } from '../../runtime/resume';
 import { makeBatch } from '../../runtime/batch';
 import { autoBatchSize } from '../../runtime/sweep';
 import { Tensor } from '../../runtime/tensor';
 import { KindInfo, restoredLayers } from './kinds';
 import { bucketed } from './prompts';
 
-/** One corrupted run's cached tensors, as views of one row of the base batch. */
+/** One corrupted run: row `row` of a cached base batch. */
 export interface BaseRun {
   ids: number[];
   resid: (layer: number) => Float32Array; // [T,D] entering `layer` (layer L: after the last layer)
-  ssm?: (layer: number) => Float32Array; // [T,E,N] SSM state after each token
-  x?: (layer: number) => Float32Array; // [T,E] conv inputs
+  cache: ActivationCache; // resumeCacheNames (Mamba) or the resid_pre of every layer
+  row: number;
 }
 
 /** One clean run's restorable states: [T,X] for `local` at `layer`. */
@@ -59,19 +66,14 @@ export function rowView(t: Tensor, b: number, len: number): Float32Array {
 /** Corrupted runs, batched: logits at the last token and the cached tensors of every row. */
 export async function baseRuns(model: Model, rows: number[][], hooks?: Array<[string, HookFn]>): Promise<{ runs: BaseRun[]; logits: Float32Array[] }> {
   const L = model.nLayers;
-  const mamba = model.arch === 'mamba';
-  const names: string[] = [];
-  for (let l = 0; l < L; l++) {
-    names.push(`layers.${l}.resid_pre`);
-    if (mamba) names.push(`layers.${l}.mixer.state`, `layers.${l}.mixer.x`);
-  }
+  const names = model.arch === 'mamba' ? resumeCacheNames(model) : [...Array(L).keys()].map((l) => `layers.${l}.resid_pre`);
   const res = await model.run(rows, { cache: names, hooks, logits: 'last' });
   const V = res.logits!.shape[2];
   const runs = rows.map((ids, b): BaseRun => ({
     ids,
     resid: (l) => rowView(l === L ? res.residual : res.cache.get(`layers.${l}.resid_pre`), b, ids.length),
-    ssm: mamba ? (l) => rowView(res.cache.get(`layers.${l}.mixer.state`), b, ids.length) : undefined,
-    x: mamba ? (l) => rowView(res.cache.get(`layers.${l}.mixer.x`), b, ids.length) : undefined,
+    cache: res.cache,
+    row: b,
   }));
   return { runs, logits: rows.map((_, b) => res.logits!.data.subarray(b * V, (b + 1) * V)) };
 }
@@ -129,7 +131,7 @@ export async function runGroup(
     });
     const hooks: Array<[string, HookFn]> = kind.windowed ? patched.map((l) => [`layers.${l}.${kind.local}`, restoreHook(chunk, offs, clean, kind.local, l)]) : [];
     const state = suffix ? recurrentState(model, chunk, offs, runs, start) : undefined;
-    const res = await model.run(batch, { startAt: { layer: start, resid: new Tensor(resid, [B, T, D]) }, state, hooks, logits: 'last' });
+    const res = await model.run(batch, { startAt: { layer: start, resid: new Tensor(resid, [B, T, D]) }, state, hooks, logits: 'last', positionOffsets: offs });
     const V = res.logits!.shape[2];
     chunk.forEach((c, b) => metric(c, res.logits!.data.subarray(b * V, (b + 1) * V)));
     opts.onBatch?.(chunk.length);
@@ -147,27 +149,18 @@ function restoreHook(chunk: Cell[], offs: number[], clean: CleanStates[], local:
   };
 }
 
-/** Mamba state after token offs[b] − 1 of each row's corrupted run, for layers ≥ start. */
+/** Mamba state entering token offs[b] of each row's corrupted run (engine's mambaStateAt), for layers ≥ start. */
 function recurrentState(model: Model, chunk: Cell[], offs: number[], runs: BaseRun[], start: number): MambaState {
-  const { dInner: E, dState: N, convKernel: K } = model.mambaConfig;
-  const B = chunk.length;
   const state: MambaState = { conv: [], ssm: [] };
+  const stack = (ts: Tensor[]) => {
+    const out = new Float32Array(ts.length * ts[0].size);
+    ts.forEach((t, b) => out.set(t.data, b * t.size));
+    return new Tensor(out, [ts.length, ...ts[0].shape.slice(1)]);
+  };
   for (let l = start; l < model.nLayers; l++) {
-    const conv = new Float32Array(B * (K - 1) * E); // [B,K-1,E]: inputs t−K+1..t−1 (zeros before 0)
-    const ssm = new Float32Array(B * E * N); // [B,E,N]
-    chunk.forEach((c, b) => {
-      const t = offs[b];
-      if (t === 0) return;
-      const run = runs[c.run];
-      ssm.set(run.ssm!(l).subarray((t - 1) * E * N, t * E * N), b * E * N);
-      const x = run.x!(l);
-      for (let k = 0; k < K - 1; k++) {
-        const src = t - (K - 1) + k;
-        if (src >= 0) conv.set(x.subarray(src * E, (src + 1) * E), (b * (K - 1) + k) * E);
-      }
-    });
-    state.conv[l] = new Tensor(conv, [B, K - 1, E]);
-    state.ssm[l] = new Tensor(ssm, [B, E, N]);
+    const parts = chunk.map((c, b) => mambaStateAt(model, runs[c.run].cache, l, offs[b], runs[c.run].row));
+    state.conv[l] = stack(parts.map((p) => p.conv)); // [B,K-1,E]
+    state.ssm[l] = stack(parts.map((p) => p.ssm)); // [B,E,N]
   }
   return state;
 }
