@@ -15,6 +15,9 @@ export function sessionOptions(): ort.InferenceSession.SessionOptions {
     ...(threads > 0 ? { intraOpNumThreads: threads } : {}),
     interOpNumThreads: 1,
     logSeverityLevel: 3,
+    // Idle worker threads sleep instead of spinning: measured on mamba-facts with other processes
+    // running, spinning made a forward 2-7x slower (B=1: 165 vs 25 ms); FACTLENS_SPIN=1 restores it.
+    extra: { session: { intra_op: { allow_spinning: process.env.FACTLENS_SPIN === '1' ? '1' : '0' } } },
   };
 }
 
