@@ -160,6 +160,10 @@ describe('sweep and figures', () => {
       expect([0, 1, 2]).toContain(r.beta);
       expect([0, 64]).toContain(r.rank);
     }
+    // Faithfulness only (no SVD, no edits): causality is NaN.
+    const fOnly = await sweepRelation(demo, loadRelation('country_capital_city'), { layers: [15], trials: 1, nTrain: 3, maxCandidates: 16, maxTest: 6, betas: [1], causality: false });
+    expect(fOnly).toHaveLength(1);
+    expect(Number.isNaN(fOnly[0].causality)).toBe(true);
     // Two trials of made-up rows: mean ± std per layer, figures in the paper's colours.
     const fake: SweepRow[] = [0, 1].flatMap((trial) => ['emb', '0', '1'].map((layer, i) => ({
       ...rows[0], model: 'm', relation: 'r', trial, layer, layerIndex: i - 1, faithfulness: 0.2 * i + 0.1 * trial, causality: 0.5, baseline: 0.1, zDecode: 1,
