@@ -31,7 +31,7 @@ import { loadRelations } from '../src/data/relations';
 import { knownFacts } from '../src/data/known-facts';
 import {
   Aie, aieHeatmap, altSubjectCorruption, averageByKind, noiseCorruption, peak, roundRobin, scaledWindow, subjectEmbeddingStd,
-  traceCorruption, traceFacts, traceHeatmap, traceHeatmaps, traceMany, TraceResult,
+  kindInfo, traceCorruption, traceFacts, traceHeatmap, traceHeatmaps, TraceKind, traceMany, TraceResult,
 } from '../src/methods/causal-tracing';
 import { markdown, progress, Progress, showFigure, showTable, subplots } from '../src/viz';
 
@@ -118,6 +118,7 @@ showTable(examples.flatMap((perModel, i) => perModel.map((res) => ({
 // left out. Their count is printed.
 
 // %%
+const kindLabel = (m: Model, kind: string) => (kind === 'o − s − g' ? kind : kindInfo(m.arch, kind as TraceKind).label);
 const aies: Aie[][] = [];
 const summaries = [];
 for (const [i, m] of models.entries()) {
@@ -128,7 +129,7 @@ for (const [i, m] of models.entries()) {
 }
 showTable(summaries[0], { limit: 6, title: `${mamba.name}: traced facts (first rows)` });
 const figs = aies.map((list, i) => subplots(list.map((a) => aieHeatmap(a, { arch: models[i].arch, compact: true })), {
-  cols: list.length, titles: list.map((a) => `${a.kind} (${a.count} prompts${a.excluded ? `, ${a.excluded} left out` : ''})`),
+  cols: list.length, titles: list.map((a) => `${kindLabel(models[i], a.kind)} (${a.count} prompts${a.excluded ? `, ${a.excluded} left out` : ''})`),
   title: `${models[i].name}: AIE by token group`, height: 330,
 }));
 figs.forEach((f) => showFigure(f));
@@ -166,6 +167,8 @@ const paper = aq.from([
 showTable(paper, { title: "The paper's numbers (paper-spec §2.5)" });
 
 const depth = (layer: number, L: number) => ((layer + 0.5) / L).toFixed(2);
+/** Two decimals, without a "-0.00". */
+const f2 = (x: number) => (Math.abs(x) < 0.005 ? 0 : x).toFixed(2);
 /** First layer at which a group's AIE reaches `level` (NaN if never). */
 const firstAbove = (a: Aie, group: string, level: number) => {
   const row = a.values[a.groups.indexOf(group)];
@@ -181,21 +184,21 @@ const describe = (i: number) => {
   const lateStart = firstAbove(res, 'last token', 0.5);
   const lines = [
     `**${m.name}** (${L} layers, ${res.count} prompts). Early site: residual at the subject's last token peaks at layer ${early.layer} ` +
-    `(AIE ${early.value.toFixed(2)}, depth ${depth(early.layer, L)}). Late site: residual at the last token reaches 0.5 ` +
+    `(AIE ${f2(early.value)}, depth ${depth(early.layer, L)}). Late site: residual at the last token reaches 0.5 ` +
     (Number.isNaN(lateStart) ? 'at no layer' : `from layer ${lateStart} (depth ${depth(lateStart, L)})`) +
-    `, peaking at ${peak(res, 'last token').value.toFixed(2)}.`,
+    `, peaking at ${f2(peak(res, 'last token').value)}.`,
   ];
   const inBlock = m.arch === 'mamba' ? [['out', 'o'], ['ssm', 's'], ['gate', 'g']] : [['mlp', 'MLP'], ['attn', 'attention']];
   for (const [k, name] of inBlock) {
     const a = get(k);
     const s = peak(a, 'subject_last');
     const l = peak(a, 'last token');
-    lines.push(`${name}: subject-last peak ${s.value.toFixed(2)} at centre ${s.layer} (depth ${depth(s.layer, L)}); last-token peak ${l.value.toFixed(2)} at centre ${l.layer} (depth ${depth(l.layer, L)}).`);
+    lines.push(`${name}: subject-last peak ${f2(s.value)} at centre ${s.layer} (depth ${depth(s.layer, L)}); last-token peak ${f2(l.value)} at centre ${l.layer} (depth ${depth(l.layer, L)}).`);
   }
   const diff = aies[i].find((a) => a.kind === 'o − s − g');
   if (diff) {
     const d = peak(diff, 'subject_last');
-    lines.push(`o − s − g at the subject's last token: at most ${d.value.toFixed(2)} (centre ${d.layer}).`);
+    lines.push(`o − s − g at the subject's last token: at most ${f2(d.value)} (centre ${d.layer}).`);
   }
   return lines.join(' ');
 };
