@@ -4,13 +4,14 @@
  * normalisation on hand-made inputs; ROME noise is seeded and touches only subject positions.
  * Random tiny fixtures (4 layers) for the runner; mamba-facts (with a tokenizer) for noise.
  */
+import { layerWindow } from '../src/runtime/interventions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import path from 'path';
 import { Model } from '../src/runtime/model';
 import { interventionHooks } from '../src/runtime/interventions';
 import {
   averageIndirectEffects, Corruption, effectStatus, groupTokens, indirectEffect, kindInfo, noiseCorruption, noiseSpecs,
-  aieHeatmap, restoredLayers, restoreStates, scaledWindow, traceHeatmap, subjectEmbeddingStd, subtractAie, traceCorruption, TraceResult, traceKinds, traceWindow,
+  aieHeatmap, restoredLayers, restoreStates, scaledWindow, traceHeatmap, subjectEmbeddingStd, subtractAie, traceCorruption, TraceResult, traceKinds, 
 } from '../src/methods/causal-tracing';
 
 const FIX = path.join(__dirname, 'fixtures');
@@ -117,7 +118,7 @@ describe('ROME noise corruption', () => {
     const none = await restoreStates(model, c, 'gate', [], r.answerId);
     expect(r.low).toBeCloseTo(none.p, 6);
     const pos = c.subjectRange[1] - 1;
-    const ref = await restoreStates(model, c, 'gate', traceWindow(5, 3, model.nLayers).map((l) => ({ layer: l, pos })), r.answerId);
+    const ref = await restoreStates(model, c, 'gate', layerWindow(5, 3, model.nLayers).map((l) => ({ layer: l, pos })), r.answerId);
     expect(r.p[1][0]).toBeCloseTo(ref.p, 5);
   });
 
@@ -204,10 +205,10 @@ describe('indirect effect normalisation and windows', () => {
   });
 
   it("windows follow romba's range(max(0, l − w//2), min(L, l − (−w//2)))", () => {
-    expect(traceWindow(20, 10, 64)).toEqual([15, 16, 17, 18, 19, 20, 21, 22, 23, 24]);
-    expect(traceWindow(2, 10, 64)).toEqual([0, 1, 2, 3, 4, 5, 6]);
-    expect(traceWindow(62, 10, 64)).toEqual([57, 58, 59, 60, 61, 62, 63]);
-    expect(traceWindow(5, 3, 16)).toEqual([4, 5, 6]);
+    expect(layerWindow(20, 10, 64)).toEqual([15, 16, 17, 18, 19, 20, 21, 22, 23, 24]);
+    expect(layerWindow(2, 10, 64)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(layerWindow(62, 10, 64)).toEqual([57, 58, 59, 60, 61, 62, 63]);
+    expect(layerWindow(5, 3, 16)).toEqual([4, 5, 6]);
     expect([scaledWindow('mamba', 64), scaledWindow('gpt_neox', 32), scaledWindow('mamba', 16), scaledWindow('gpt_neox', 8)]).toEqual([10, 10, 3, 3]);
   });
 });

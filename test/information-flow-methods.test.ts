@@ -6,6 +6,7 @@
  * mamba-facts: exact blocking cuts the subject → answer flow that romba's retention-only
  * precursor leaks through the conv.
  */
+import { layerWindow } from '../src/runtime/interventions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import path from 'path';
 import { Model } from '../src/runtime/model';
@@ -14,7 +15,7 @@ import { ActivationCache } from '../src/runtime/cache';
 import type { HookFn } from '../src/runtime/forward';
 import { Tensor } from '../src/runtime/tensor';
 import {
-  attentionKnockout, attentionKnockoutEdits, FactPrompt, knockoutWindow, mambaKnockout, meanActivations, meanSe, pathBlockingHooks,
+  attentionKnockout, attentionKnockoutEdits, FactPrompt, mambaKnockout, meanActivations, meanSe, pathBlockingHooks,
   pathRestoration, runVariants, softmaxAt, sourcePositions, subjectRange, where, wikitextDocuments, CorruptedPair, knockoutFigure, restorationFigure, restorationPanels, PinKind,
 } from '../src/methods/information-flow';
 import { FactlensError } from '../src/errors';
@@ -52,11 +53,11 @@ describe('helpers', () => {
     expect(sourcePositions('subj_last', [1, 4], 10)).toEqual([3]);
     expect(sourcePositions('non_subject', [1, 4], 10)).toEqual([0, 4, 5, 6, 7, 8]);
     expect(sourcePositions('prompt_last', [1, 4], 10)).toEqual([9]);
-    expect(knockoutWindow(0, 10, 64)).toEqual([0, 1, 2, 3, 4]);
-    expect(knockoutWindow(20, 10, 64)).toEqual([15, 16, 17, 18, 19, 20, 21, 22, 23, 24]); // romba [ℓ−5, ℓ+5)
-    expect(knockoutWindow(20, 9, 64)).toEqual([16, 17, 18, 19, 20, 21, 22, 23, 24]); // centred
-    expect(knockoutWindow(15, 3, 16)).toEqual([14, 15]);
-    expect(() => knockoutWindow(16, 3, 16)).toThrow(FactlensError);
+    expect(layerWindow(0, 10, 64)).toEqual([0, 1, 2, 3, 4]);
+    expect(layerWindow(20, 10, 64)).toEqual([15, 16, 17, 18, 19, 20, 21, 22, 23, 24]); // romba [ℓ−5, ℓ+5)
+    expect(layerWindow(20, 9, 64)).toEqual([16, 17, 18, 19, 20, 21, 22, 23, 24]); // centred
+    expect(layerWindow(15, 3, 16)).toEqual([14, 15]);
+    expect(() => layerWindow(16, 3, 16)).toThrow(FactlensError);
   });
 
   it('mean and standard error per group', () => {
@@ -104,7 +105,7 @@ describe('Mamba knockout', () => {
     const clean = await mamba.runWithCache([A], [...Array(4).keys()].map((l) => `layers.${l}.mixer.x`), { logits: 'none' });
     const caches = { clean: clean.cache as ActivationCache };
     for (const row of tab.objects() as Array<{ set: 'subject' | 'prompt_last'; layer: number; p: number; change: number }>) {
-      const layers = knockoutWindow(row.layer, 2, 4);
+      const layers = layerWindow(row.layer, 2, 4);
       const src = sourcePositions(row.set, [1, 4], A.length);
       const other = [...Array(A.length - 1).keys()].filter((t) => !src.includes(t));
       const specs: InterventionSpec[] = layers.flatMap((l) => [
@@ -124,7 +125,7 @@ describe('Mamba knockout', () => {
     expect(tab.numRows()).toBe(2 * 2 * 4);
     for (const row of tab.objects() as Array<{ prompt: number; set: 'subject' | 'non_subject'; layer: number; p: number }>) {
       const [ids, subj, f] = row.prompt === 0 ? [A, [1, 4] as [number, number], fa] : [Bids, [2, 3] as [number, number], fb];
-      const hooks = pathBlockingHooks(mamba, [{ layers: knockoutWindow(row.layer, 2, 4), targets: 'last', sources: sourcePositions(row.set, subj, ids.length) }]);
+      const hooks = pathBlockingHooks(mamba, [{ layers: layerWindow(row.layer, 2, 4), targets: 'last', sources: sourcePositions(row.set, subj, ids.length) }]);
       expect(row.p).toBeCloseTo(await pDirect(mamba, ids, f.id, hooks), 6);
     }
   });
@@ -133,7 +134,7 @@ describe('Mamba knockout', () => {
     const f = await top(mamba, A);
     const tab = await mambaKnockout(mamba, [fact(mamba, A, [1, 4], f.id, f.p)], { method: 'exact', targets: 'others', window: 2, centers: [1], sets: ['subject'] });
     const targets = [0, ...Array.from({ length: A.length - 4 }, (_, i) => i + 4)];
-    const hooks = pathBlockingHooks(mamba, [{ layers: knockoutWindow(1, 2, 4), targets, sources: [1, 2, 3] }]);
+    const hooks = pathBlockingHooks(mamba, [{ layers: layerWindow(1, 2, 4), targets, sources: [1, 2, 3] }]);
     const [row] = tab.objects() as Array<{ p: number }>;
     expect(row.p).toBeCloseTo(await pDirect(mamba, A, f.id, hooks), 6);
   });
@@ -184,7 +185,7 @@ describe('attention knockout', () => {
     const f = await top(neox, Bids);
     const tab = await attentionKnockout(neox, [fact(neox, Bids, [2, 3], f.id, f.p)], { window: 3, centers: [1, 3], sets: ['subject', 'prompt_last'] });
     for (const row of tab.objects() as Array<{ set: 'subject' | 'prompt_last'; layer: number; p: number }>) {
-      const edits = attentionKnockoutEdits(knockoutWindow(row.layer, 3, 4), Bids.length - 1, sourcePositions(row.set, [2, 3], Bids.length));
+      const edits = attentionKnockoutEdits(layerWindow(row.layer, 3, 4), Bids.length - 1, sourcePositions(row.set, [2, 3], Bids.length));
       const [want] = await runVariants(neox, [{ ids: Bids, target: f.id, edits }]);
       expect(row.p).toBeCloseTo(want, 6);
     }

@@ -159,6 +159,8 @@ describe('interventions on tiny-mamba', () => {
     expect(layerWindow(10, 10, 16)).toEqual([5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
     expect(layerWindow(14, 10, 16)).toEqual([9, 10, 11, 12, 13, 14, 15]);
     expect(layerWindow(2, 2, 4)).toEqual([1, 2]);
+    expect(layerWindow(5, 3, 16)).toEqual([4, 5, 6]); // odd sizes keep size layers, centred
+    expect(() => layerWindow(16, 3, 16)).toThrow(/out of range/);
     const base: InterventionSpec = { hook: 'layers.{layer}.mixer.out', positions: [2], op: 'scale', factor: 0 };
     const run = async (spec: InterventionSpec) => (await model.run(rows, { hooks: interventionHooks(model, [spec]) })).logits!;
     const win = await run({ ...base, window: { center: 2, size: 2 } });

@@ -38,12 +38,16 @@ export interface InterventionContext {
   caches?: Record<string, ActivationCache>;
 }
 
-/** romba's window of `size` layers centred on `center`, clipped to the model. */
+/**
+ * romba's window of `size` layers around `center` (trace_important_window:
+ * range(max(0, c − size//2), min(L, c − (−size//2)))), i.e. [c − ⌊size/2⌋, c + ⌈size/2⌉)
+ * clipped to the model: [ℓ−5, ℓ+5) for size 10, centred for odd sizes (Geva et al.'s 9).
+ */
 export function layerWindow(center: number, size: number, nLayers: number): number[] {
-  const lo = Math.max(0, center - Math.floor(size / 2));
-  const hi = Math.min(nLayers, center + Math.floor(size / 2));
+  if (!Number.isInteger(size) || size < 1) fail(`window size ${size} must be a positive integer`);
+  if (!Number.isInteger(center) || center < 0 || center >= nLayers) fail(`window centre ${center} is out of range 0..${nLayers - 1}`);
   const out: number[] = [];
-  for (let l = lo; l < hi; l++) out.push(l);
+  for (let l = Math.max(0, center - Math.floor(size / 2)); l < Math.min(nLayers, center + Math.ceil(size / 2)); l++) out.push(l);
   return out;
 }
 

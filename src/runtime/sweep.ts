@@ -8,7 +8,7 @@
 import * as aq from 'arquero';
 import type { Model } from './model';
 import { makeBatch } from './batch';
-import { HookFn, MambaState } from './forward';
+import { MambaState } from './forward';
 import { FactlensError } from '../errors';
 import { InterventionContext, interventionHooks, InterventionSpec } from './interventions';
 import { Tensor } from './tensor';
@@ -59,11 +59,9 @@ export async function sweep(model: Model, grid: Table | Row[], opts: SweepOption
     const layer0 = Math.min(...idx.map((i) => starts[i]));
     const pos = idx.map((i) => positions[i]);
     const batch = makeBatch(chunk.map((r, b) => inputFor(r).slice(pos[b])), model.config.vocabSize, model.padId);
-    const hooks: Array<[string, HookFn]> = [];
-    chunk.forEach((row, b) => {
-      const specs = opts.interventions(row).map((s) => ({ ...s, rows: [b] }));
-      hooks.push(...interventionHooks(model, specs, { caches: opts.caches }));
-    });
+    // One hook per hook point for the whole pass (each run's specs touch only its own row).
+    const specs = chunk.flatMap((row, b) => opts.interventions(row).map((s) => ({ ...s, rows: [b] })));
+    const hooks = interventionHooks(model, specs, { caches: opts.caches });
     const resumed = opts.prefix && (layer0 > 0 || pos.some((p) => p > 0));
     const res = await model.run(batch, {
       hooks,

@@ -9,7 +9,7 @@ export {
   altSubjectCorruption, noiseCorruption, subjectEmbeddingStd, chooseAltSubjects, alignsWith, hashString,
 } from './corruption';
 export type { Corruption, CorruptedRun, NoiseOptions, PromptOptions, AltChoiceOptions, FactRow } from './corruption';
-export { traceKinds, kindInfo, traceWindow, scaledWindow, restoredLayers, PAPER_WINDOW, PAPER_LAYERS } from './kinds';
+export { traceKinds, kindInfo, scaledWindow, restoredLayers, PAPER_WINDOW, PAPER_LAYERS } from './kinds';
 export type { TraceKind, KindInfo } from './kinds';
 export { indirectEffect, effectStatus, normalizeGrid, probOf, argmax, DEFAULT_MIN_GAP } from './effects';
 export type { EffectStatus } from './effects';

@@ -8,6 +8,7 @@
  */
 import { FactlensError } from '../../errors';
 import type { Arch } from '../../runtime/hooks';
+import { layerWindow } from '../../runtime/interventions';
 import type { StateKind } from '../../viz/colors';
 
 export type TraceKind = 'residual' | 'ssm' | 'gate' | 'out' | 'mlp' | 'attn';
@@ -50,18 +51,6 @@ export function kindInfo(arch: Arch, kind: TraceKind): KindInfo {
   return info;
 }
 
-/**
- * romba's window of `size` layers around `center`, exactly as its trace_important_window:
- * range(max(0, c − size//2), min(L, c − (−size//2))), i.e. [c − ⌊size/2⌋, c + ⌈size/2⌉) clipped.
- * For even sizes this is [c − 5, c + 5) for size 10; for odd sizes it keeps `size` layers.
- */
-export function traceWindow(center: number, size: number, nLayers: number): number[] {
-  const lo = Math.max(0, center - Math.floor(size / 2));
-  const hi = Math.min(nLayers, center + Math.ceil(size / 2));
-  const out: number[] = [];
-  for (let l = lo; l < hi; l++) out.push(l);
-  return out;
-}
 
 /** The paper's window (10 layers) and the depths it was used at. */
 export const PAPER_WINDOW = 10;
@@ -77,5 +66,5 @@ export function scaledWindow(arch: Arch, nLayers: number): number {
 
 /** Layers restored for a cell of `kind` at layer (or window centre) `layer`. */
 export function restoredLayers(info: KindInfo, layer: number, window: number, nLayers: number): number[] {
-  return info.windowed ? traceWindow(layer, window, nLayers) : [layer];
+  return info.windowed ? layerWindow(layer, window, nLayers) : [layer];
 }

@@ -12,7 +12,6 @@ export { runVariants, recordRuns, softmaxAt } from './runner';
 export type { Variant, RowEdit, RunVariantsOptions, PromptActs } from './runner';
 export { meanActivations, wikitextDocuments, WIKITEXT_FILE } from './means';
 export type { MeanOptions } from './means';
-export { knockoutWindow } from './window';
 export { mambaKnockout, knockoutTable } from './mamba-knockout';
 export type { KnockoutOptions, MambaKnockoutOptions, Table } from './mamba-knockout';
 export { attentionKnockout, attentionKnockoutEdits, CUT_SCORE } from './attention-knockout';

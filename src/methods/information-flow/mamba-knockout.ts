@@ -19,7 +19,7 @@ import { Tensor } from '../../runtime/tensor';
 import type { BlockMode } from './reference';
 import { FactPrompt, SOURCE_SETS, SourceSet, sourcePositions } from './prompts';
 import { recordRuns, runVariants, Variant } from './runner';
-import { knockoutWindow } from './window';
+import { layerWindow } from '../../runtime/interventions';
 
 export type Table = ReturnType<typeof aq.from>;
 
@@ -96,7 +96,7 @@ export async function knockoutTable(
       const positions = sourcePositions(set, p.subjectRange, p.ids.length);
       for (const layer of centers) {
         rows.push({ prompt: i, relation: p.relation, subject: p.subject, set, layer, pClean: p.pClean });
-        variants.push(variantFor(p, i, positions, knockoutWindow(layer, k, model.nLayers)));
+        variants.push(variantFor(p, i, positions, layerWindow(layer, k, model.nLayers)));
       }
     }
   });
