@@ -55,7 +55,8 @@ const rules: Record<string, Rule> = {
     const y = n.outputs[0];
     return [g.mul(gy, g.sub(g.scalar(1), g.mul(y, y)))];
   },
-  Softplus: (g, n, gy) => [g.mul(gy, g.sigmoid(n.inputs[0]!))],
+  Relu: (g, n, gy) => [g.where(g.greater(n.inputs[0]!, g.scalar(0)), gy, g.scalar(0))],
+  Abs: (g, n, gy) => [g.mul(gy, g.sign(n.inputs[0]!))],
   Erf: (g, n, gy) => {
     const x = n.inputs[0]!;
     return [g.mul(gy, g.mul(g.exp(g.neg(g.mul(x, x))), g.scalar(2 / Math.sqrt(Math.PI))))];

@@ -12,6 +12,7 @@
 import type { MambaConfig } from '../io/config';
 import { Graph, Value } from '../graph/ir';
 import { selectiveScan } from '../graph/selective-scan';
+import { nativeScanOp } from '../graph/native-scan';
 import { StageDef } from '../runtime/stage';
 import { rmsNorm } from './norms';
 
@@ -20,10 +21,11 @@ export const MAMBA_LAYER_HOOKS = [
   'mixer.state', 'mixer.ssm_out', 'mixer.gate', 'mixer.out_proj_in', 'mixer.out', 'resid_post',
 ] as const;
 
-export function mambaLayerStage(cfg: MambaConfig): StageDef {
+/** `native`: run the selective scan in the native addon (a host op between two ONNX segments). */
+export function mambaLayerStage(cfg: MambaConfig, native = false): StageDef {
   const { dModel: D, dInner: E, dState: N, dtRank: R, convKernel: K, eps } = cfg;
   return {
-    key: `mamba-layer:D${D}:E${E}:N${N}:R${R}:K${K}:b${+cfg.useBias}${+cfg.useConvBias}:eps${eps}`,
+    key: `mamba-layer:D${D}:E${E}:N${N}:R${R}:K${K}:b${+cfg.useBias}${+cfg.useConvBias}:eps${eps}:${native ? 'native' : 'onnx'}`,
     build(g, io) {
       const resid = io.hook('resid_pre', io.act('resid_pre', ['B', 'T', D])); // [B,T,D]
       const norm = io.hook('norm', rmsNorm(g, resid, io.weight('norm.weight', [D]), eps)); // [B,T,D]
@@ -54,7 +56,9 @@ export function mambaLayerStage(cfg: MambaConfig): StageDef {
 
       const A = g.neg(g.exp(io.weight('mixer.A_log', [E, N]))); // [E,N]
       const h0 = io.act('ssm_state', ['B', E, N]); // [B,E,N]
-      const scan = selectiveScan(g, dt, A, u, Bm, Cm, h0, !!io.options.states);
+      const scan = native
+        ? io.host(nativeScanOp(E, N, !!io.options.states), { dt, A, u, B: Bm, C: Cm, h0 })
+        : selectiveScan(g, dt, A, u, Bm, Cm, h0, !!io.options.states);
       if (scan.states) io.hook('mixer.state', scan.states); // [B,T,E,N], read-only
       const s = io.hook('mixer.ssm_out', g.add(scan.y, g.mul(u, io.weight('mixer.D', [E])))); // [B,T,E]
       const gate = io.hook('mixer.gate', g.silu(z)); // [B,T,E]

@@ -10,6 +10,7 @@ import type { Tokenizer } from '../io/tokenizer';
 import { openCheckpoint } from '../io/checkpoint';
 import { expectedWeights } from '../io/weights';
 import { mambaHeadStage, mambaLayerStage } from '../models/mamba';
+import { nativeScanAddon } from '../graph/native-scan';
 import { neoxHeadStage, neoxLayerStage } from '../models/gptneox';
 import { Batch, makeBatch } from './batch';
 import { runModel, RunOptions, RunResult } from './forward';
@@ -29,9 +30,11 @@ export class Model {
     readonly tokenizer: Tokenizer | null = null,
     readonly name: string = config.arch,
     private readonly overrides: Map<string, Tensor> = new Map(),
+    /** Mamba: use the native selective scan when the addon is built (default). */
+    readonly nativeScan = nativeScanAddon() !== null,
   ) {
     if (config.arch === 'mamba') {
-      this.layerStage = mambaLayerStage(config);
+      this.layerStage = mambaLayerStage(config, nativeScan);
       this.headStage = mambaHeadStage(config);
     } else {
       this.layerStage = neoxLayerStage(config);
@@ -40,7 +43,7 @@ export class Model {
   }
 
   /** Load a Hugging Face checkpoint directory (config.json + safetensors [+ tokenizer.json]). */
-  static async load(dir: string, opts: { name?: string } = {}): Promise<Model> {
+  static async load(dir: string, opts: { name?: string; nativeScan?: boolean } = {}): Promise<Model> {
     const ckpt = openCheckpoint(dir);
     ckpt.validate();
     const weights = new Map<string, Tensor>();
@@ -50,7 +53,7 @@ export class Model {
     }
     const tokenizer = ckpt.hasTokenizer() ? ckpt.loadTokenizer() : null;
     ckpt.close();
-    return new Model(ckpt.config, weights, tokenizer, opts.name ?? dir.split('/').filter(Boolean).pop());
+    return new Model(ckpt.config, weights, tokenizer, opts.name ?? dir.split('/').filter(Boolean).pop(), new Map(), opts.nativeScan ?? nativeScanAddon() !== null);
   }
 
   get arch(): Arch {
@@ -96,7 +99,7 @@ export class Model {
       if (w.shape.join() !== t.shape.join()) throw new FactlensError(`withWeights: "${name}" has shape [${w.shape}], replacement has [${t.shape}]`);
     }
     const merged = new Map([...this.overrides, ...replacements]);
-    return new Model(this.config, this.base, this.tokenizer, this.name, merged);
+    return new Model(this.config, this.base, this.tokenizer, this.name, merged, this.nativeScan);
   }
 
   /** Bytes of float32 weights held. */
