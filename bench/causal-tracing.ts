@@ -6,40 +6,24 @@
  * layer) and of s, g, o (window) at every (layer, token) cell, then the AIE by token group.
  * Prints the time of each phase, facts per second and cells per second (wall and process CPU: this
  * machine is shared, CPU time is the steadier number), and where the AIE maps peak.
- *
- * Unless FACTLENS_UNROLL_MAX is set (or --unroll is given), it runs with FACTLENS_UNROLL_MAX=0: the
- * engine's per-length unrolled scan sessions each keep a memory arena sized by the largest batch
- * they ran, and a trace runs many lengths × hook variants (measured: 2.0 GB vs 0.43 GB RSS for 8
- * facts, no speed difference at these batch sizes).
  */
 import os from 'os';
 import path from 'path';
+import { arg, clock } from './clock';
 
 const ROOT = path.resolve(__dirname, '..');
 const args = process.argv.slice(2);
-const arg = (name: string, dflt: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
 const N_FACTS = Number(arg('--facts', '200'));
 const MODEL = arg('--model', path.join(ROOT, 'data/models/mamba-facts'));
 const JSON_OUT = args.includes('--json');
 
-function clock(): () => { wall: number; cpu: number } {
-  const t0 = performance.now();
-  const c0 = process.cpuUsage();
-  return () => {
-    const c = process.cpuUsage(c0);
-    return { wall: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6 };
-  };
-}
-
 async function main(): Promise<void> {
-  if (!args.includes('--unroll')) process.env.FACTLENS_UNROLL_MAX ??= '0';
-  // Loaded after the environment is set: the Mamba stage reads FACTLENS_UNROLL_MAX when its module loads.
   const { Model } = await import('../src/runtime/model');
   const { loadRelations } = await import('../src/data/relations');
   const { knownFacts } = await import('../src/data/known-facts');
   const { alignsWith, averageByKind, chooseAltSubjects, peak, roundRobin, scaledWindow, traceFacts } = await import('../src/methods/causal-tracing');
   const log = (s: string) => (JSON_OUT ? undefined : console.error(s));
-  log(`causal-tracing bench: ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, ORT threads ${process.env.FACTLENS_THREADS ?? 'default'}, FACTLENS_UNROLL_MAX ${process.env.FACTLENS_UNROLL_MAX ?? 'default'}`);
+  log(`causal-tracing bench: ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, ORT threads ${process.env.FACTLENS_THREADS ?? 'default'}`);
   const model = await Model.load(MODEL);
   const window = Number(arg('--window', String(scaledWindow(model.arch, model.nLayers))));
 

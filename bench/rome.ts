@@ -11,33 +11,24 @@
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
+import { arg, clock } from './clock';
 import { Model } from '../src/runtime/model';
 import { knownRecords, loadCounterFact, editRequestOf } from '../src/data/counterfact';
 import { clearStatsMemory, defaultLayer, editSite, rome, RomeOptions, scoreCase, secondMoment, summarize, CaseScores } from '../src/methods/rome';
 
 const ROOT = path.resolve(__dirname, '..');
 const args = process.argv.slice(2);
-const arg = (name: string, dflt: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
 const N = Number(arg('--edits', '5'));
 const MODELS = arg('--models', 'mamba-facts,neox-facts').split(',');
 const SAMPLES = Number(arg('--samples', '10000'));
 const JSON_OUT = args.includes('--json');
-
-function clock(): () => { wall: number; cpu: number } {
-  const t0 = performance.now();
-  const c0 = process.cpuUsage();
-  return () => {
-    const c = process.cpuUsage(c0);
-    return { wall: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6 };
-  };
-}
 
 const f = (x: number) => x.toFixed(2);
 
 async function main(): Promise<void> {
   const log = (s: string) => (JSON_OUT ? undefined : console.error(s));
   const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'factlens-rome-bench-'));
-  log(`rome bench: ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, ORT threads ${process.env.FACTLENS_THREADS ?? 'default'}, FACTLENS_UNROLL_MAX ${process.env.FACTLENS_UNROLL_MAX ?? 'default'}`);
+  log(`rome bench: ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, ORT threads ${process.env.FACTLENS_THREADS ?? 'default'}`);
   const results: Record<string, unknown>[] = [];
   try {
     for (const name of MODELS) {

@@ -25,3 +25,19 @@ export { FactlensError } from './errors';
 export * from './io';
 export { runLayerSlice } from './runtime/layer-slice';
 export { mambaStateAt, resumeCacheNames } from './runtime/resume';
+
+// Data: relation files, CounterFact, known-fact filters, subject spans.
+export { loadRelation, loadRelations, listRelations, fillTemplate, PAPER_TRACING_RELATIONS } from './data/relations';
+export type { Relation, RelationSample, RelationType } from './data/relations';
+export { loadCounterFact, knownRecords, editRequestOf, rewritePrompt } from './data/counterfact';
+export type { CounterFactRecord } from './data/counterfact';
+export { knownFacts, isNontrivialPrefix } from './data/known-facts';
+export { tokenSpan, subjectSpan } from './data/subject-span';
+export type { TokenSpan } from './data/subject-span';
+
+// The paper's four methods, one namespace each (e.g. `rome.applyEdit`, `causalTracing.traceFacts`).
+export * as causalTracing from './methods/causal-tracing';
+export * as rome from './methods/rome';
+export * as lre from './methods/lre';
+export * as informationFlow from './methods/information-flow';
+export * as viz from './viz';

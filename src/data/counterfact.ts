@@ -9,6 +9,7 @@ import fs from 'fs';
 import path from 'path';
 import { FactlensError } from '../errors';
 import type { Model } from '../runtime/model';
+import { isNontrivialPrefix } from './known-facts';
 
 export interface CounterFactRecord {
   case_id: number;
@@ -60,12 +61,6 @@ export function editRequestOf(r: CounterFactRecord): { prompt: string; subject: 
   return { prompt: rr.prompt, subject: rr.subject, target: rr.target_new.str, trueTarget: rr.target_true.str };
 }
 
-/** romba's is_nontrivial_prefix: the trimmed, lower-cased prediction is non-empty and starts the target. */
-export function nontrivialPrefix(prediction: string, target: string): boolean {
-  const p = prediction.trim().toLowerCase();
-  return p.length > 0 && target.trim().toLowerCase().startsWith(p);
-}
-
 export interface KnownOptions {
   /** Stop after this many known records (in file order). */
   limit?: number;
@@ -85,7 +80,7 @@ export async function knownRecords(model: Model, records: CounterFactRecord[], o
       let best = 0;
       const off = b * V;
       for (let v = 1; v < V; v++) if (logits.data[off + v] > logits.data[off + best]) best = v;
-      if (nontrivialPrefix(model.decode([best]), r.requested_rewrite.target_true.str)) out.push(r);
+      if (isNontrivialPrefix(model.decode([best]), r.requested_rewrite.target_true.str)) out.push(r);
     });
   }
   return opts.limit === undefined ? out : out.slice(0, opts.limit);

@@ -3,7 +3,7 @@
  * Factual Associations in Mamba" §3 and ROME: corrupt the subject, restore one state of the clean
  * run at a time, and see where p(answer) comes back.
  */
-export { tracePrompt, tokenRange, tokenEnds, alignPair, eosId } from './prompts';
+export { tracePrompt, tokenRange, alignPair, eosId } from './prompts';
 export type { TracePrompt, AlignedPair } from './prompts';
 export {
   altSubjectCorruption, noiseCorruption, subjectEmbeddingStd, chooseAltSubjects, alignsWith, hashString,

@@ -8,6 +8,7 @@
 import { FactlensError } from '../../errors';
 import type { Model } from '../../runtime/model';
 import type { Batch } from '../../runtime/batch';
+import { tokenSpan } from '../../data/subject-span';
 
 export interface TracePrompt {
   text: string;
@@ -17,35 +18,10 @@ export interface TracePrompt {
   subjectRange: [number, number];
 }
 
-/** End offset (in characters of `text`) of every token of `ids`, from decoding growing prefixes. */
-export function tokenEnds(model: Model, text: string, ids: number[]): number[] {
-  const ends: number[] = [];
-  let prev = 0;
-  for (let i = 0; i < ids.length; i++) {
-    // A token that ends inside a multi-byte character decodes to U+FFFD: that character belongs to
-    // the token that completes it, so this one ends where the character starts.
-    const s = model.decode(ids.slice(0, i + 1)).replace(/\uFFFD+$/, '');
-    const end = text.startsWith(s) ? s.length : prev;
-    ends.push(Math.max(end, prev));
-    prev = ends[i];
-  }
-  return ends;
-}
-
 /** Token span [b, e) of the characters [charStart, charEnd) of `text`, tokenized as `ids`. */
 export function tokenRange(model: Model, text: string, ids: number[], charStart: number, charEnd: number): [number, number] {
-  const ends = tokenEnds(model, text, ids);
-  let b = -1;
-  let e = -1;
-  for (let i = 0; i < ids.length; i++) {
-    if (b < 0 && ends[i] > charStart) b = i;
-    if (e < 0 && ends[i] >= charEnd) {
-      e = i + 1;
-      break;
-    }
-  }
-  if (b < 0 || e < 0 || e <= b) throw new FactlensError(`cannot find the tokens of characters [${charStart}, ${charEnd}) in ${JSON.stringify(text)}`);
-  return [b, e];
+  const span = tokenSpan(model, text, charStart, charEnd, ids);
+  return [span.first, span.last + 1];
 }
 
 /**

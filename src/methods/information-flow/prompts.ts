@@ -8,6 +8,7 @@ import { FactlensError } from '../../errors';
 import type { Model } from '../../runtime/model';
 import { fillTemplate, loadRelation, Relation } from '../../data/relations';
 import { knownFacts } from '../../data/known-facts';
+import { subjectSpan } from '../../data/subject-span';
 
 export interface FactPrompt {
   relation: string;
@@ -28,32 +29,10 @@ export interface FactPrompt {
 export type SourceSet = 'subject' | 'subj_last' | 'non_subject' | 'prompt_last';
 export const SOURCE_SETS: SourceSet[] = ['subject', 'subj_last', 'non_subject', 'prompt_last'];
 
-/**
- * Token span [b, e) of the subject, found by character offsets: token k covers the characters
- * decode(ids[0..k)) .. decode(ids[0..k]) of the prompt, and the subject's tokens are those that
- * overlap its characters (a leading-space token " Space" counts). The subject is its first
- * occurrence at or after character `from`.
- */
+/** Token span [b, e) of the subject's first occurrence at or after character `from` (data/subject-span.ts). */
 export function subjectRange(model: Model, prompt: string, subject: string, from = 0): [number, number] {
-  const start = prompt.indexOf(subject, from);
-  if (start < 0) throw new FactlensError(`subject ${JSON.stringify(subject)} does not occur in ${JSON.stringify(prompt)}`);
-  const end = start + subject.length;
-  const ids = model.encode(prompt);
-  let b = -1;
-  let e = -1;
-  let prev = 0;
-  for (let k = 0; k < ids.length; k++) {
-    // a token ending inside a multi-byte character decodes with a trailing U+FFFD: it ends where that character starts
-    const upto = Math.max(prev, model.decode(ids.slice(0, k + 1)).replace(/\uFFFD+$/, '').length);
-    const zeroWidth = upto === prev; // a byte of a character that a later token completes
-    if ((upto > start && prev < end) || (zeroWidth && prev >= start && prev < end)) {
-      if (b < 0) b = k;
-      e = k + 1;
-    }
-    prev = upto;
-  }
-  if (b < 0) throw new FactlensError(`could not locate the tokens of ${JSON.stringify(subject)} in ${JSON.stringify(prompt)}`);
-  return [b, e];
+  const span = subjectSpan(model, prompt, subject, { from });
+  return [span.first, span.last + 1];
 }
 
 /** Positions of a source set in a prompt of T tokens with subject [b, e). */
