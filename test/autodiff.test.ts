@@ -34,6 +34,7 @@ const cases: Case[] = [
   { name: 'Softplus', shapes: [[6]], build: (g, [a]) => g.softplus(a) },
   { name: 'Relu', shapes: [[6]], build: (g, [a]) => g.relu(a) },
   { name: 'Abs', shapes: [[6]], build: (g, [a]) => g.abs(a) },
+  { name: 'Pow (square)', shapes: [[6]], build: (g, [a]) => g.square(a) },
   { name: 'Erf', shapes: [[5]], build: (g, [a]) => g.erf(a) },
   { name: 'MatMul (batched)', shapes: [[2, 3, 4], [2, 4, 5]], build: (g, [a, b]) => g.matmul(a, b) },
   { name: 'MatMul (weight)', shapes: [[2, 3, 4], [4, 5]], build: (g, [a, b]) => g.matmul(a, b) },

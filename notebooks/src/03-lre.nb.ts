@@ -25,7 +25,7 @@
 // once), never by finite differences.
 //
 // **Run size.** The cell below sets the size. By default (and in CI) the notebook runs a reduced
-// version that finishes in a few minutes; set `FACTLENS_LRE_FULL=1` in the environment before starting
+// version that finishes in a few minutes; set `FACTLENS_NB_FULL=1` in the environment before starting
 // the kernel for the paper's settings (8 relations in the layer sweeps, all 25 relations of the paper's
 // bar chart, 3 trials, n = 5, every layer, rank step 8). That takes hours on two cores.
 
@@ -39,7 +39,7 @@ import {
 } from '../src/methods/lre';
 import { markdown, progress, showFigure, showTable } from '../src/viz';
 
-const FULL = process.env.FACTLENS_LRE_FULL === '1';
+const FULL = process.env.FACTLENS_NB_FULL === '1';
 /** Relations of the layer sweeps (full: the eight of the paper's sweep figure). */
 const SWEEP_RELATIONS = FULL ? Object.keys(PAPER_SWEEP_PEAKS) : ['country_capital_city', 'person_plays_instrument'];
 /** Relations of the per-relation bars (full: all 25 of the paper's bar chart). */
@@ -242,5 +242,5 @@ showTable(aq.from(sortedRelations(summary, names[0]).map((rel) => {
     : gap > 0
       ? `As in the paper, the Mamba model's LREs are more faithful on average than the transformer's (${ours[0].toFixed(2)} vs ${ours[1].toFixed(2)}).`
       : `Unlike the paper, the Mamba demo model's LREs are less faithful on average than the transformer's (${ours[0].toFixed(2)} vs ${ours[1].toFixed(2)}); part of the gap is the z ceiling above.`;
-  markdown([...text, '', verdict, FULL ? '' : `*(Reduced run: ${TRIALS} trial, ≤ ${MAX_TEST} test subjects per relation; set FACTLENS_LRE_FULL=1 for the paper's settings.)*`].join('\n'));
+  markdown([...text, '', verdict, FULL ? '' : `*(Reduced run: ${TRIALS} trial, ≤ ${MAX_TEST} test subjects per relation; set FACTLENS_NB_FULL=1 for the paper's settings.)*`].join('\n'));
 }

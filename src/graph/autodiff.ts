@@ -44,6 +44,8 @@ const rules: Record<string, Rule> = {
     return [unbroadcast(g, ga, a.shape), unbroadcast(g, gb, b.shape)];
   },
   Neg: (g, _n, gy) => [g.neg(gy)],
+  // The IR emits Pow only as square(x) = Pow(x, 2).
+  Pow: (g, n, gy) => [g.mul(gy, g.mul(n.inputs[0]!, g.scalar(2))), null],
   Exp: (g, n, gy) => [g.mul(gy, n.outputs[0])],
   Log: (g, n, gy) => [g.div(gy, n.inputs[0]!)],
   Sqrt: (g, n, gy) => [g.div(gy, g.mul(n.outputs[0], g.scalar(2)))],

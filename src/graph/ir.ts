@@ -143,10 +143,13 @@ export class Graph {
   /** SiLU(x) = x * sigmoid(x). */
   silu(x: Value): Value { return this.mul(x, this.sigmoid(x)); }
   /** Exact (erf) GELU, as GPT-NeoX uses. */
+  /** GELU (erf form), written as onnxruntime's Gelu fusion expects it: x·0.5·(1 + erf(x/√2)). */
   gelu(x: Value): Value {
-    const inner = this.erf(this.mul(x, this.scalar(Math.SQRT1_2)));
+    const inner = this.erf(this.div(x, this.scalar(Math.SQRT2)));
     return this.mul(this.mul(x, this.scalar(0.5)), this.add(inner, this.scalar(1)));
   }
+  /** x² as Pow(x, 2): the form onnxruntime's LayerNorm / RMSNorm fusions match (x·x is not fused). */
+  square(x: Value): Value { return this.binary('Pow', x, this.scalar(2)); }
   where(cond: Value, a: Value, b: Value): Value {
     const shape = broadcastShapes(cond.shape, broadcastShapes(a.shape, b.shape, 'Where'), 'Where');
     return this.node('Where', [cond, a, b], {}, [shape], [a.dtype])[0];

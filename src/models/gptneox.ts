@@ -45,7 +45,7 @@ export function neoxLayerStage(cfg: NeoxConfig): StageDef {
     build(g, io) {
       const w = (name: string, shape: number[]) => io.weight(name, shape);
       const resid = io.hook('resid_pre', io.act('resid_pre', ['B', 'T', D])); // [B,T,D]
-      const ln1 = io.hook('ln1', layerNorm(g, resid, w('input_layernorm.weight', [D]), w('input_layernorm.bias', [D]), eps));
+      const ln1 = io.hook('ln1', layerNorm(g, resid, w('input_layernorm.weight', [D]), w('input_layernorm.bias', [D]), eps, false));
       const qkv = g.linear(ln1, w('attention.query_key_value.weight', [3 * D, D]), w('attention.query_key_value.bias', [3 * D])); // [B,T,3D]
       const perHead = g.transpose(g.reshape(qkv, [0, 0, H, 3 * Dh]), [0, 2, 1, 3]); // [B,H,T,3Dh]
       const cos = io.act('rope_cos', ['T', Rd]); // [T,Rd]
@@ -61,7 +61,7 @@ export function neoxLayerStage(cfg: NeoxConfig): StageDef {
       const zHooked = io.hook('attn.z', z);
       const attnOut = io.hook('attn.out', g.linear(zHooked, w('attention.dense.weight', [D, D]), w('attention.dense.bias', [D]))); // [B,T,D]
       const mid = parallelResidual ? resid : io.hook('resid_mid', g.add(resid, attnOut)); // [B,T,D]
-      const ln2 = io.hook('ln2', layerNorm(g, mid, w('post_attention_layernorm.weight', [D]), w('post_attention_layernorm.bias', [D]), eps));
+      const ln2 = io.hook('ln2', layerNorm(g, mid, w('post_attention_layernorm.weight', [D]), w('post_attention_layernorm.bias', [D]), eps, false));
       const pre = io.hook('mlp.pre', g.linear(ln2, w('mlp.dense_h_to_4h.weight', [F, D]), w('mlp.dense_h_to_4h.bias', [F]))); // [B,T,F]
       const key = io.hook('mlp.key', g.gelu(pre)); // [B,T,F]
       const mlpOut = io.hook('mlp.out', g.linear(key, w('mlp.dense_4h_to_h.weight', [D, F]), w('mlp.dense_4h_to_h.bias', [D]))); // [B,T,D]
