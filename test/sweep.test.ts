@@ -9,7 +9,7 @@ import path from 'path';
 import * as aq from 'arquero';
 import { Model } from '../src/runtime/model';
 import { interventionHooks, InterventionSpec } from '../src/runtime/interventions';
-import { sweep, autoBatchSize, Row } from '../src/runtime/sweep';
+import { sweep, autoBatchSize, chunkRuns, passCost, Row } from '../src/runtime/sweep';
 import { ActivationCache } from '../src/runtime/cache';
 import { Tensor } from '../src/runtime/tensor';
 
@@ -133,5 +133,47 @@ describe('sweep with per-row inputs of different lengths (tiny-mamba)', () => {
       expect(Math.abs((got[i].l300 as number) - one.logits!.data[300])).toBeLessThan(1e-5);
     }
     expect(Math.abs((got[0].l5 as number) - (got[1].l5 as number))).toBeGreaterThan(1e-4); // factor 0 vs 3 differ
+  });
+});
+
+describe('chunkRuns: packing runs into passes', () => {
+  /** Cost of passes as the sweep runs them: lowest start layer, longest remaining suffix. */
+  const costOf = (chunks: number[][], L: number, starts: number[], positions: number[], lengths: number[]) =>
+    chunks.reduce((sum, c) => sum + passCost(L, Math.min(...c.map((i) => starts[i])), c.length, Math.max(...c.map((i) => lengths[i] - positions[i]))), 0);
+
+  it('covers every run once, respects the batch size, and is as cheap as the best contiguous split (brute force)', () => {
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    for (let trial = 0; trial < 30; trial++) {
+      const n = 1 + rand(9);
+      const L = 4 + rand(20);
+      const starts = Array.from({ length: n }, () => rand(L));
+      const lengths = Array.from({ length: n }, () => 2 + rand(30));
+      const positions = lengths.map((t) => rand(t));
+      const bs = 1 + rand(6);
+      const chunks = chunkRuns(L, starts, positions, lengths, bs);
+      expect(chunks.flat().sort((a, b) => a - b)).toEqual([...Array(n).keys()]);
+      expect(Math.max(...chunks.map((c) => c.length))).toBeLessThanOrEqual(bs);
+      // Every split of the same (position, start layer) order into passes of ≤ bs runs.
+      const order = chunks.flat();
+      let bestBrute = Infinity;
+      for (let mask = 0; mask < 2 ** (n - 1); mask++) {
+        const split: number[][] = [[order[0]]];
+        for (let k = 1; k < n; k++) (mask >> (k - 1)) & 1 ? split.push([order[k]]) : split[split.length - 1].push(order[k]);
+        if (split.every((c) => c.length <= bs)) bestBrute = Math.min(bestBrute, costOf(split, L, starts, positions, lengths));
+      }
+      expect(costOf(chunks, L, starts, positions, lengths)).toBeCloseTo(bestBrute, 6);
+    }
+  });
+
+  it('puts a layer × position grid into fewer passes than runs, cheaper than one pass or one pass per run', () => {
+    const L = 16, T = 12;
+    const starts: number[] = [], positions: number[] = [], lengths: number[] = [];
+    for (let l = 0; l < L; l++) for (let p = 0; p < T; p++) starts.push(l), positions.push(p), lengths.push(T);
+    const chunks = chunkRuns(L, starts, positions, lengths, 256);
+    const cost = costOf(chunks, L, starts, positions, lengths);
+    expect(chunks.length).toBeLessThan(starts.length);
+    expect(cost).toBeLessThan(costOf([[...starts.keys()]], L, starts, positions, lengths));
+    expect(cost).toBeLessThan(costOf(starts.map((_, i) => [i]), L, starts, positions, lengths));
   });
 });
