@@ -17,20 +17,22 @@ export function resumeCacheNames(model: Model): string[] {
   return names;
 }
 
-/** The state entering `position` at `layer`, for one row of a cached run: conv [1,K−1,E], ssm [1,E,N]. */
+/**
+ * The state entering `position` at `layer`, for one row of a cached run: conv [1,K−1,E], ssm [1,E,N].
+ * Both are views into the cache where they can be (no copy: sweeps ask for thousands of them);
+ * treat them as read-only.
+ */
 export function mambaStateAt(model: Model, cache: ActivationCache, layer: number, position: number, row = 0): { conv: Tensor; ssm: Tensor } {
   const { dInner: E, dState: N, convKernel: K } = model.mambaConfig;
-  const conv = Tensor.zeros([1, K - 1, E]); // [1,K-1,E]
-  const ssm = Tensor.zeros([1, E, N]); // [1,E,N]
-  if (position <= 0) return { conv, ssm };
+  if (position <= 0) return { conv: Tensor.zeros([1, K - 1, E]), ssm: Tensor.zeros([1, E, N]) };
   const x = cache.get(`layers.${layer}.mixer.x`); // [B,T,E]
   const states = cache.get(`layers.${layer}.mixer.state`); // [B,T,E,N]
   const T = x.shape[1];
   if (position > T) throw new FactlensError(`mambaStateAt: position ${position} is beyond the cached run (${T} tokens)`);
-  for (let k = 0; k < K - 1; k++) {
-    const t = position - (K - 1) + k;
-    if (t >= 0) conv.data.set(x.data.subarray((row * T + t) * E, (row * T + t + 1) * E), k * E);
-  }
-  ssm.data.set(states.data.subarray((row * T + position - 1) * E * N, (row * T + position) * E * N));
+  const ssm = new Tensor(states.data.subarray((row * T + position - 1) * E * N, (row * T + position) * E * N), [1, E, N]); // [1,E,N]
+  const first = position - (K - 1); // the conv window's first input; before the sequence start it is zero
+  if (first >= 0) return { conv: new Tensor(x.data.subarray((row * T + first) * E, (row * T + position) * E), [1, K - 1, E]), ssm };
+  const conv = Tensor.zeros([1, K - 1, E]); // [1,K-1,E]
+  conv.data.set(x.data.subarray(row * T * E, (row * T + position) * E), -first * E);
   return { conv, ssm };
 }
