@@ -12,7 +12,7 @@
       },
       "conditions": [
         ["target_arch=='x64' and OS!='win'", {
-          "cflags_cc": ["-march=native", "-mprefer-vector-width=512"]
+          "cflags_cc": ["-march=native", "-mprefer-vector-width=512", "-Wno-maybe-uninitialized"]
         }]
       ]
     }
