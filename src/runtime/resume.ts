@@ -9,6 +9,7 @@ import { FactlensError } from '../errors';
 import { ActivationCache } from './cache';
 import type { Model } from './model';
 import { Tensor } from './tensor';
+import type { MambaState } from './forward';
 
 /** Cache names a run must keep so that mambaStateAt can resume it at any layer and position. */
 export function resumeCacheNames(model: Model): string[] {
@@ -35,4 +36,25 @@ export function mambaStateAt(model: Model, cache: ActivationCache, layer: number
   const conv = Tensor.zeros([1, K - 1, E]); // [1,K-1,E]
   conv.data.set(x.data.subarray(row * T * E, (row * T + position) * E), -first * E);
   return { conv, ssm };
+}
+
+/**
+ * Per-row states stacked into one batch state for layers from..L−1: conv [B,K−1,E] and ssm [B,E,N]
+ * from `stateAt(layer, row)` for rows 0..B−1 (e.g. mambaStateAt of each row's start position).
+ */
+export function stackStates(B: number, from: number, L: number, stateAt: (layer: number, row: number) => { conv: Tensor; ssm: Tensor }): MambaState {
+  const state: MambaState = { conv: [], ssm: [] };
+  for (let l = from; l < L; l++) {
+    const parts = Array.from({ length: B }, (_, b) => stateAt(l, b));
+    state.conv[l] = stackRows(parts.map((p) => p.conv)); // [B,K-1,E]
+    state.ssm[l] = stackRows(parts.map((p) => p.ssm)); // [B,E,N]
+  }
+  return state;
+}
+
+/** [1,...] tensors stacked along the first axis: [B,...]. */
+function stackRows(ts: Tensor[]): Tensor {
+  const out = new Float32Array(ts.length * ts[0].size);
+  ts.forEach((t, b) => out.set(t.data, b * t.size));
+  return new Tensor(out, [ts.length, ...ts[0].shape.slice(1)]);
 }

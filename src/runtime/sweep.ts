@@ -8,10 +8,10 @@
 import * as aq from 'arquero';
 import type { Model } from './model';
 import { makeBatch } from './batch';
-import { MambaState } from './forward';
 import { FactlensError } from '../errors';
 import { InterventionContext, interventionHooks, InterventionSpec } from './interventions';
 import { Tensor } from './tensor';
+import { stackStates } from './resume';
 
 export type Row = Record<string, unknown>;
 
@@ -53,6 +53,10 @@ export async function sweep(model: Model, grid: Table | Row[], opts: SweepOption
   const starts = rows.map((r) => opts.prefix?.startLayer(r) ?? 0);
   const positions = rows.map((r) => (opts.prefix?.startPosition && model.arch === 'mamba' ? opts.prefix.startPosition(r) : 0));
   const lengths = rows.map((r) => inputFor(r).length);
+  const stateOf = (layer: number, position: number, row: Row) => {
+    if (!opts.prefix?.state) throw new FactlensError('sweep: prefix.startPosition needs prefix.state (see mambaStateAt)');
+    return opts.prefix.state(layer, position, row);
+  };
   let done = 0;
   for (const idx of chunkRuns(model.nLayers, starts, positions, lengths, bs)) {
     const chunk = idx.map((i) => rows[i]);
@@ -67,7 +71,7 @@ export async function sweep(model: Model, grid: Table | Row[], opts: SweepOption
       hooks,
       logits: 'last',
       startAt: resumed ? { layer: layer0, resid: suffixRows(chunk.map((r) => opts.prefix!.resid(layer0, r)), pos, batch.T) } : undefined,
-      state: resumed && pos.some((p) => p > 0) ? stackStates(model, layer0, chunk, pos, opts.prefix!) : undefined,
+      state: resumed && pos.some((p) => p > 0) ? stackStates(chunk.length, layer0, model.nLayers, (l, b) => stateOf(l, pos[b], chunk[b])) : undefined,
       positionOffsets: pos,
     });
     const V = res.logits!.shape[2];
@@ -129,24 +133,6 @@ function suffixRows(resids: Tensor[], positions: number[], Tp: number): Tensor {
     out.set(r.data.subarray(positions[b] * D, (positions[b] + n) * D), b * Tp * D);
   });
   return new Tensor(out, [resids.length, Tp, D]);
-}
-
-/** The recurrent state entering each row's start position, for every layer from layer0 on. */
-function stackStates(model: Model, layer0: number, chunk: Row[], positions: number[], prefix: NonNullable<SweepOptions['prefix']>): MambaState {
-  if (!prefix.state) throw new FactlensError('sweep: prefix.startPosition needs prefix.state (see mambaStateAt)');
-  const state: MambaState = { conv: [], ssm: [] };
-  for (let l = layer0; l < model.nLayers; l++) {
-    const parts = chunk.map((r, b) => prefix.state!(l, positions[b], r));
-    state.conv[l] = stackRows(parts.map((p) => p.conv));
-    state.ssm[l] = stackRows(parts.map((p) => p.ssm));
-  }
-  return state;
-}
-
-function stackRows(ts: Tensor[]): Tensor {
-  const out = new Float32Array(ts.length * ts[0].size);
-  ts.forEach((t, b) => out.set(t.data, b * t.size));
-  return new Tensor(out, [ts.length, ...ts[0].shape.slice(1)]);
 }
 
 /**

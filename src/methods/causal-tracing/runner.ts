@@ -22,7 +22,7 @@
 import type { Model } from '../../runtime/model';
 import type { HookFn, MambaState } from '../../runtime/forward';
 import type { ActivationCache } from '../../runtime/cache';
-import { mambaStateAt, resumeCacheNames } from '../../runtime/resume';
+import { mambaStateAt, resumeCacheNames, stackStates } from '../../runtime/resume';
 import { makeBatch } from '../../runtime/batch';
 import { autoBatchSize } from '../../runtime/sweep';
 import { Tensor } from '../../runtime/tensor';
@@ -151,16 +151,5 @@ function restoreHook(chunk: Cell[], offs: number[], clean: CleanStates[], local:
 
 /** Mamba state entering token offs[b] of each row's corrupted run (engine's mambaStateAt), for layers ≥ start. */
 function recurrentState(model: Model, chunk: Cell[], offs: number[], runs: BaseRun[], start: number): MambaState {
-  const state: MambaState = { conv: [], ssm: [] };
-  const stack = (ts: Tensor[]) => {
-    const out = new Float32Array(ts.length * ts[0].size);
-    ts.forEach((t, b) => out.set(t.data, b * t.size));
-    return new Tensor(out, [ts.length, ...ts[0].shape.slice(1)]);
-  };
-  for (let l = start; l < model.nLayers; l++) {
-    const parts = chunk.map((c, b) => mambaStateAt(model, runs[c.run].cache, l, offs[b], runs[c.run].row));
-    state.conv[l] = stack(parts.map((p) => p.conv)); // [B,K-1,E]
-    state.ssm[l] = stack(parts.map((p) => p.ssm)); // [B,E,N]
-  }
-  return state;
+  return stackStates(chunk.length, start, model.nLayers, (l, b) => mambaStateAt(model, runs[chunk[b].run].cache, l, offs[b], runs[chunk[b].run].row));
 }

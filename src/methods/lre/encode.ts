@@ -19,6 +19,7 @@ import type { Model } from '../../runtime/model';
 import type { HookFn, MambaState } from '../../runtime/forward';
 import { makeBatch } from '../../runtime/batch';
 import { Tensor } from '../../runtime/tensor';
+import { stackStates } from '../../runtime/resume';
 import type { Tape } from '../../runtime/tape';
 import { SubjectPrompt } from './prompts';
 
@@ -112,7 +113,7 @@ async function encodeMamba(model: Model, prompts: SubjectPrompt[]): Promise<Enco
   }
   // 3. The tails (subject's last token to the end), batched from those states.
   const res = await model.run(prompts.map((p) => p.ids.slice(p.subjectLast)), {
-    cache: streamCacheNames(model), logits: 'last', state: stackStates(states, L),
+    cache: streamCacheNames(model), logits: 'last', state: stackRowStates(states, L),
   });
   const streams = collectStreams(model, res.cache, res.residual);
   const V = res.logits!.shape[2];
@@ -144,29 +145,16 @@ function repeatState(s: MambaState, B: number): MambaState {
   return { conv: s.conv.map((t) => repeat(t, B)), ssm: s.ssm.map((t) => repeat(t, B)) };
 }
 
+/** Whole-row states (one per prompt) as one batch state for layers from..L−1. */
+function stackRowStates(states: MambaState[], L: number, from = 0): MambaState {
+  return stackStates(states.length, from, L, (l, b) => ({ conv: states[b].conv[l], ssm: states[b].ssm[l] }));
+}
+
 function rowState(s: MambaState, r: number): MambaState {
   const row = (t: Tensor) => new Tensor(t.data.slice(r * t.stride(0), (r + 1) * t.stride(0)), [1, ...t.shape.slice(1)]);
   return { conv: s.conv.map(row), ssm: s.ssm.map(row) };
 }
 
-function stackStates(states: MambaState[], L: number, from = 0): MambaState {
-  const stack = (parts: Tensor[]) => {
-    const out = new Float32Array(parts.reduce((n, p) => n + p.size, 0));
-    let off = 0;
-    for (const p of parts) {
-      out.set(p.data, off);
-      off += p.size;
-    }
-    return new Tensor(out, [parts.length, ...parts[0].shape.slice(1)]);
-  };
-  const conv: Tensor[] = [];
-  const ssm: Tensor[] = [];
-  for (let l = from; l < L; l++) {
-    conv[l] = stack(states.map((s) => s.conv[l]));
-    ssm[l] = stack(states.map((s) => s.ssm[l]));
-  }
-  return { conv, ssm };
-}
 
 /** One row of a runFrom batch: an encoded prompt, optionally with Δh added to h at the subject's last token. */
 export interface RunRow {
@@ -210,7 +198,7 @@ export async function runFrom(model: Model, rows: RunRow[], k: number, opts: { u
   let state: MambaState | undefined;
   if (model.arch === 'mamba') {
     const { dInner: E, dState: N, convKernel: K } = model.mambaConfig;
-    state = stackStates(rows.map((r) => {
+    state = stackRowStates(rows.map((r) => {
       if (!r.prompt.state) throw new FactlensError('runFrom: this Mamba prompt was encoded without its state');
       return {
         conv: r.prompt.state.conv.map((d) => new Tensor(d, [1, K - 1, E])),
