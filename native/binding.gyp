@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "factlens_scan",
-      "sources": ["scan.cc"],
+      "sources": ["scan.cc", "malloc.cc"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-O3", "-ffast-math", "-std=c++17"],
       "ldflags": ["-pthread"],

@@ -5,6 +5,7 @@
 //   dt, u, y: [B,T,E]   Bm, Cm: [B,T,N]   A: [E,N]   h0, last: [B,E,N]   states: [B,T,E,N]
 // The TypeScript side (src/graph/native-scan.ts) allocates every output and checks every size.
 #include <node_api.h>
+#include "malloc.h"
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -323,8 +324,9 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"scanForward", nullptr, ScanForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"scanBackward", nullptr, ScanBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"keepLargeBuffers", nullptr, KeepLargeBuffers, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
-  napi_define_properties(env, exports, 2, props);
+  napi_define_properties(env, exports, 3, props);
   return exports;
 }
 

@@ -33,6 +33,15 @@ for (const name of ['mamba-facts', 'neox-facts']) {
       ids = model.encode('The Eiffel Tower is located in the city of');
     });
 
+    it('a forward that hooks no layer (one session for the stack) equals one that reads every layer, bit for bit', async () => {
+      const rows = [ids, ids.slice(0, 5)]; // right-padded batch
+      const plain = await model.logits(rows);
+      const perLayer = await model.runWithCache(rows, Array.from({ length: model.nLayers }, (_, l) => `layers.${l}.resid_post`));
+      expect(maxDiff(plain.data, perLayer.logits!.data)).toBe(0);
+      const mid = await model.run(rows, { untilLayer: 5 });
+      expect(maxDiff(mid.residual.data, perLayer.cache.get('layers.4.resid_post')!.data)).toBe(0);
+    });
+
     it('patching an activation with its own clean value leaves the logits unchanged', async () => {
       const clean = await model.runWithCache([ids], [`layers.3.${mid}`, 'layers.5.resid_post']);
       const patched = await model.runWithHooks([ids], [

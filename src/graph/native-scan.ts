@@ -4,32 +4,11 @@
  * Without the addon, or with FACTLENS_NATIVE=0, Mamba layers use the ONNX
  * Scan in selective-scan.ts instead; both compute the same function (tested).
  */
-import path from 'path';
-import { createRequire } from 'module';
 import type { Dim } from './ir';
 import type { HostOp } from '../runtime/stage';
 import { Tensor } from '../runtime/tensor';
 import { FactlensError } from '../errors';
-
-interface Addon {
-  scanForward(...args: unknown[]): void;
-  scanBackward(...args: unknown[]): void;
-}
-
-const ADDON = path.join(__dirname, '..', '..', 'native', 'build', 'Release', 'factlens_scan.node');
-let addon: Addon | null | undefined;
-
-/** The addon, or null when it is not built (or disabled with FACTLENS_NATIVE=0). */
-export function nativeScanAddon(): Addon | null {
-  if (addon === undefined) {
-    try {
-      addon = process.env.FACTLENS_NATIVE === '0' ? null : (createRequire(ADDON)(ADDON) as Addon);
-    } catch {
-      addon = null;
-    }
-  }
-  return addon;
-}
+import { nativeAddon } from './native-addon';
 
 const dimsOf = (dt: Tensor, A: Tensor) => [dt.shape[0], dt.shape[1], A.shape[0], A.shape[1]]; // B,T,E,N
 
@@ -38,7 +17,7 @@ const dimsOf = (dt: Tensor, A: Tensor) => [dt.shape[0], dt.shape[1], A.shape[0],
  * Outputs y [B,T,E] (without the D skip), last [B,E,N], and states [B,T,E,N] if asked.
  */
 export function nativeScanOp(E: number, N: number, withStates: boolean): HostOp {
-  const lib = nativeScanAddon();
+  const lib = nativeAddon();
   if (!lib) throw new FactlensError('the native selective scan is not built (run `npm install` with a C++ compiler, or use the ONNX scan)');
   const outputs: Record<string, Dim[]> = { y: ['B', 'T', E], last: ['B', E, N] };
   if (withStates) outputs.states = ['B', 'T', E, N];

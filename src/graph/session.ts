@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { Graph } from './ir';
 import { live, toOnnx } from './onnx';
 import { Tensor } from '../runtime/tensor';
+import { keepLargeBuffers } from './malloc-tuning';
 
 export function sessionOptions(): ort.InferenceSession.SessionOptions {
   const threads = Number(process.env.FACTLENS_THREADS ?? 0);
@@ -33,6 +34,7 @@ export class Compiled {
   }
 
   static async create(g: Graph): Promise<Compiled> {
+    keepLargeBuffers();
     const bytes = toOnnx(g);
     let session: ort.InferenceSession;
     try {

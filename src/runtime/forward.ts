@@ -13,6 +13,8 @@ import type { Model } from './model';
 import type { Tape } from './tape';
 import { rotaryTables } from '../models/gptneox';
 import { runLayerInChunks, StatePatch } from './state-patch';
+import { layerStackStage } from './layer-stack';
+import { stageLayout } from './stage';
 
 export interface HookContext {
   name: string; // canonical hook name
@@ -107,8 +109,17 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
   if (until < start || until > L) throw new FactlensError(`untilLayer ${until} is out of range ${start}..${L}`);
   const extra = layerInputs(model, batch, opts.state);
   const state: MambaState = { conv: [], ssm: [] };
-  for (let l = start; l < until; l++) {
-    const plan = planFor(`layers.${l}.`, hooks, wanted, { name: '', layer: l, batch, offsets });
+  const plans = new Map<number, StagePlan>();
+  for (let l = start; l < until; l++) plans.set(l, planFor(`layers.${l}.`, hooks, wanted, { name: '', layer: l, batch, offsets }));
+  const stackable = until - start > 1 && !opts.tape && !opts.state && !opts.returnState && !opts.statePatches?.length
+    && stageLayout(model.layerStage).hosts.size === 0 && [...plans.values()].every((p) => !p.reads.size && !p.writes.size);
+  if (stackable) {
+    // Nothing hooks these layers: one session for all of them (see layer-stack.ts).
+    const stack = layerStackStage(model.layerStage, start, until);
+    resid = (await runStage(stack, { resid_pre: resid, ...extra(start) }, (w) => model.weight(w), { ...emptyPlan(), outs: ['resid_post'] })).outs.resid_post;
+  }
+  for (let l = start; l < until && !stackable; l++) {
+    const plan = plans.get(l)!;
     if (!opts.returnState) plan.outs = ['resid_post'];
     const acts = { resid_pre: resid, ...extra(l) };
     const patches = (opts.statePatches ?? []).filter((p) => p.layer === l);

@@ -10,7 +10,7 @@ import type { Tokenizer } from '../io/tokenizer';
 import { openCheckpoint } from '../io/checkpoint';
 import { expectedWeights } from '../io/weights';
 import { mambaHeadStage, mambaLayerStage } from '../models/mamba';
-import { nativeScanAddon } from '../graph/native-scan';
+import { nativeAddon } from '../graph/native-addon';
 import { neoxHeadStage, neoxLayerStage } from '../models/gptneox';
 import { Batch, makeBatch } from './batch';
 import { runModel, RunOptions, RunResult } from './forward';
@@ -31,7 +31,7 @@ export class Model {
     readonly name: string = config.arch,
     private readonly overrides: Map<string, Tensor> = new Map(),
     /** Mamba: use the native selective scan when the addon is built (default). */
-    readonly nativeScan = nativeScanAddon() !== null,
+    readonly nativeScan = nativeAddon() !== null,
   ) {
     if (config.arch === 'mamba') {
       this.layerStage = mambaLayerStage(config, nativeScan);
@@ -53,7 +53,7 @@ export class Model {
     }
     const tokenizer = ckpt.hasTokenizer() ? ckpt.loadTokenizer() : null;
     ckpt.close();
-    return new Model(ckpt.config, weights, tokenizer, opts.name ?? dir.split('/').filter(Boolean).pop(), new Map(), opts.nativeScan ?? nativeScanAddon() !== null);
+    return new Model(ckpt.config, weights, tokenizer, opts.name ?? dir.split('/').filter(Boolean).pop(), new Map(), opts.nativeScan ?? nativeAddon() !== null);
   }
 
   get arch(): Arch {
