@@ -3,7 +3,7 @@
  * model alone): load, one warm-up forward of one row (compiles the stage graphs), then
  * timed forwards of B × T tokens with logits at every position, as
  * transformers computes them. Prints one JSON line on stdout.
- *   tsx bench/forward-child.ts DIR BATCH TOKENS BUDGET_MS
+ *   tsx bench/forward-child.ts DIR BATCH TOKENS BUDGET_MS [packed]
  */
 import { Model } from '../src/runtime/model';
 import { benchIds } from './configs';
@@ -19,11 +19,11 @@ export interface ChildResult {
 }
 
 async function main(): Promise<void> {
-  const [dir, b, t, budget] = process.argv.slice(2);
+  const [dir, b, t, budget, mode] = process.argv.slice(2);
   const B = Number(b);
   const T = Number(t);
   const t0 = performance.now();
-  const model = await Model.load(dir);
+  const model = await Model.load(dir, { packed: mode === 'packed' });
   const loadMs = performance.now() - t0;
   const ids = benchIds(B, T, model.config.vocabSize);
   const batch = model.batch(ids);

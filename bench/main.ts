@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--quick] [--models a,b] [--no-torch] [--no-sweep] [--budget MS]
+ * npm run bench [-- --json] [--quick] [--models a,b] [--no-torch] [--no-sweep] [--budget MS] [--packed]
  *
  * Forward throughput (ms per forward of B × 16-token prompts, batch 1 and 32,
  * logits at every position) on the demo models and on random-weight
@@ -31,16 +31,19 @@ interface Args {
   torch: boolean;
   sweep: boolean;
   budgetMs: number;
+  /** Load models with packed weights (Model.load(dir, { packed: true })). */
+  packed: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { json: false, quick: false, models: null, torch: true, sweep: true, budgetMs: 2500 };
+  const a: Args = { json: false, quick: false, models: null, torch: true, sweep: true, budgetMs: 2500, packed: false };
   for (let i = 0; i < argv.length; i++) {
     const f = argv[i];
     if (f === '--json') a.json = true;
     else if (f === '--quick') a.quick = true;
     else if (f === '--no-torch') a.torch = false;
     else if (f === '--no-sweep') a.sweep = false;
+    else if (f === '--packed') a.packed = true;
     else if (f === '--models') a.models = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (f === '--budget') a.budgetMs = Number(argv[++i]);
     else throw new Error(`bench: unknown flag "${f}" (see bench/main.ts)`);
@@ -55,6 +58,7 @@ async function main(): Promise<void> {
   const models = MODELS.filter((m) => (args.models ? args.models.includes(m.name) : !args.quick || m.dir));
   const started = performance.now();
   const load0 = os.loadavg()[0];
+  if (args.packed) log('bench: models loaded with packed weights (Model.load(dir, { packed: true }))');
   log(`bench: ${os.cpus().length} CPUs, load average ${load0.toFixed(1)} at start; ORT threads ${process.env.FACTLENS_THREADS ?? 'default'}`);
 
   log('ORT matmul peak ...');
@@ -74,7 +78,7 @@ async function main(): Promise<void> {
     const mine = new Map<number, ChildResult>();
     for (const B of BATCHES) {
       log(`${m.name}: batch ${B} ...`);
-      const p = await run(TSX, ['bench/forward-child.ts', dir, String(B), String(TOKENS), String(args.budgetMs)]);
+      const p = await run(TSX, ['bench/forward-child.ts', dir, String(B), String(TOKENS), String(args.budgetMs), args.packed ? 'packed' : 'default']);
       const r = lastJson<ChildResult>(p, `${m.name} batch ${B}`);
       mine.set(B, r);
       rows.push({

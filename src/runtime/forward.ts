@@ -111,21 +111,26 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
   const state: MambaState = { conv: [], ssm: [] };
   const plans = new Map<number, StagePlan>();
   for (let l = start; l < until; l++) plans.set(l, planFor(`layers.${l}.`, hooks, wanted, { name: '', layer: l, batch, offsets }));
-  const stackable = until - start > 1 && !opts.tape && !opts.state && !opts.returnState && !opts.statePatches?.length
-    && stageLayout(model.layerStage).hosts.size === 0 && [...plans.values()].every((p) => !p.reads.size && !p.writes.size);
+  // Nothing hooks, records or patches these layers: packed weights (if loaded so) and one session per stack.
+  const hookFree = !opts.tape && !opts.statePatches?.length && [...plans.values()].every((p) => !p.reads.size && !p.writes.size);
+  const packed = hookFree ? model.packedWeights : null;
+  const stackable = hookFree && until - start > 1 && !opts.state && !opts.returnState && stageLayout(model.layerStage).hosts.size === 0;
   if (stackable) {
-    // Nothing hooks these layers: one session for all of them (see layer-stack.ts).
-    const stack = layerStackStage(model.layerStage, start, until);
-    resid = (await runStage(stack, { resid_pre: resid, ...extra(start) }, (w) => model.weight(w), { ...emptyPlan(), outs: ['resid_post'] })).outs.resid_post;
+    for (const [from, to] of packed ? packed.chunks(start, until) : [[start, until]]) {
+      const stack = layerStackStage(model.layerStage, from, to); // see layer-stack.ts
+      const def = packed ? packed.stage(stack) : stack;
+      resid = (await runStage(def, { resid_pre: resid, ...extra(from) }, (w) => model.weight(w), { ...emptyPlan(), outs: ['resid_post'] })).outs.resid_post;
+    }
   }
   for (let l = start; l < until && !stackable; l++) {
     const plan = plans.get(l)!;
     if (!opts.returnState) plan.outs = ['resid_post'];
     const acts = { resid_pre: resid, ...extra(l) };
     const patches = (opts.statePatches ?? []).filter((p) => p.layer === l);
+    const def = packed ? packed.stage(model.layerStage, `layers.${l}.`) : model.layerStage;
     const res = patches.length
       ? await runLayerInChunks(model, l, acts, plan, patches, opts.tape)
-      : await runStage(model.layerStage, acts, (w) => model.weight(`layers.${l}.${w}`), plan, opts.tape);
+      : await runStage(def, acts, (w) => model.weight(`layers.${l}.${w}`), plan, opts.tape);
     for (const [local, t] of res.reads) cache.set(`layers.${l}.${local}`, t);
     resid = res.outs.resid_post;
     if (opts.returnState) {

@@ -1,8 +1,8 @@
 /**
  * A loaded model: its config, tokenizer, float32 weights (one copy, in JS
- * typed arrays fed to ONNX sessions zero-copy) and its stage definitions.
- * An edited model is a view with some weights overridden; the original is
- * never touched, so restoring an edit is free.
+ * typed arrays fed to ONNX sessions zero-copy; see weight-store.ts) and its
+ * stage definitions. An edited model is a view with some weights overridden;
+ * the original is never touched, so restoring an edit is free.
  */
 import { FactlensError } from '../errors';
 import type { MambaConfig, ModelConfig, NeoxConfig } from '../io/config';
@@ -16,6 +16,8 @@ import { Batch, makeBatch } from './batch';
 import { runModel, RunOptions, RunResult } from './forward';
 import { StageDef } from './stage';
 import { Tensor } from './tensor';
+import { WeightStore } from './weight-store';
+import { PackedWeights } from './packed-weights';
 import { Arch } from './hooks';
 
 export type ModelInput = string | string[] | number[] | number[][] | Batch;
@@ -26,12 +28,13 @@ export class Model {
 
   constructor(
     readonly config: ModelConfig,
-    private readonly base: Map<string, Tensor>,
+    private readonly base: WeightStore,
     readonly tokenizer: Tokenizer | null = null,
     readonly name: string = config.arch,
     private readonly overrides: Map<string, Tensor> = new Map(),
     /** Mamba: use the native selective scan when the addon is built (default). */
     readonly nativeScan = nativeAddon() !== null,
+    private readonly packed: PackedWeights | null = null,
   ) {
     if (config.arch === 'mamba') {
       this.layerStage = mambaLayerStage(config, nativeScan);
@@ -42,18 +45,41 @@ export class Model {
     }
   }
 
-  /** Load a Hugging Face checkpoint directory (config.json + safetensors [+ tokenizer.json]). */
-  static async load(dir: string, opts: { name?: string; nativeScan?: boolean } = {}): Promise<Model> {
+  /**
+   * Load a Hugging Face checkpoint directory (config.json + safetensors [+ tokenizer.json]).
+   * `packed: true` compiles the layers of plain forwards with their weights packed by onnxruntime
+   * (faster, see packed-weights.ts); their float32 copies are then read from the checkpoint only
+   * when hooks, gradients or edits need them, so the checkpoint must stay in place.
+   */
+  static async load(dir: string, opts: { name?: string; nativeScan?: boolean; packed?: boolean } = {}): Promise<Model> {
     const ckpt = openCheckpoint(dir);
     ckpt.validate();
-    const weights = new Map<string, Tensor>();
-    for (const [name, shape] of expectedWeights(ckpt.config)) {
-      if (!ckpt.has(name)) continue; // tied head: resolved in weight()
-      weights.set(name, new Tensor(ckpt.readFloat32(name), shape));
-    }
+    const shapes = new Map([...expectedWeights(ckpt.config)].filter(([name]) => ckpt.has(name))); // a tied head is resolved in weight()
     const tokenizer = ckpt.hasTokenizer() ? ckpt.loadTokenizer() : null;
-    ckpt.close();
-    return new Model(ckpt.config, weights, tokenizer, opts.name ?? dir.split('/').filter(Boolean).pop(), new Map(), opts.nativeScan ?? nativeAddon() !== null);
+    const name = opts.name ?? dir.split('/').filter(Boolean).pop();
+    const nativeScan = opts.nativeScan ?? nativeAddon() !== null;
+    if (!opts.packed) {
+      const weights = new Map<string, Tensor>();
+      for (const [n, shape] of shapes) weights.set(n, new Tensor(ckpt.readFloat32(n), shape));
+      ckpt.close();
+      return new Model(ckpt.config, WeightStore.resident(weights), tokenizer, name, new Map(), nativeScan);
+    }
+    const isLayer = (n: string) => n.startsWith('layers.');
+    const store = WeightStore.lazy(shapes, ckpt, [...shapes.keys()].filter((n) => !isLayer(n)));
+    let layerBytes = 0;
+    for (const [n, shape] of shapes) if (n.startsWith('layers.0.')) layerBytes += 4 * shape.reduce((a, b) => a * b, 1);
+    const packed = new PackedWeights(layerBytes, (n) => store.peek(n));
+    return new Model(ckpt.config, store, tokenizer, name, new Map(), nativeScan, packed);
+  }
+
+  /** Packed layer graphs for plain forwards; null unless loaded with `packed: true`, and for edited views. */
+  get packedWeights(): PackedWeights | null {
+    return this.overrides.size ? null : this.packed;
+  }
+
+  /** Free this model's packed sessions (a packed model then runs plain forwards from float32 weights). */
+  async releasePacked(): Promise<void> {
+    await this.packed?.release();
   }
 
   get arch(): Arch {
@@ -89,7 +115,7 @@ export class Model {
 
   /** Canonical names of every weight. */
   weightNames(): string[] {
-    return [...this.base.keys()];
+    return this.base.names();
   }
 
   /** A view of this model with some weights replaced (the original is unchanged). */
@@ -99,14 +125,17 @@ export class Model {
       if (w.shape.join() !== t.shape.join()) throw new FactlensError(`withWeights: "${name}" has shape [${w.shape}], replacement has [${t.shape}]`);
     }
     const merged = new Map([...this.overrides, ...replacements]);
-    return new Model(this.config, this.base, this.tokenizer, this.name, merged, this.nativeScan);
+    return new Model(this.config, this.base, this.tokenizer, this.name, merged, this.nativeScan, this.packed);
   }
 
-  /** Bytes of float32 weights held. */
+  /** Bytes of all float32 weights (resident or, for a packed model, still on disk). */
   get weightBytes(): number {
-    let n = 0;
-    for (const t of this.base.values()) n += t.data.byteLength;
-    return n;
+    return this.base.totalBytes;
+  }
+
+  /** Bytes of float32 weights held in JavaScript now. */
+  get residentWeightBytes(): number {
+    return this.base.residentBytes;
   }
 
   // ---- tokens ---------------------------------------------------------------

@@ -49,6 +49,8 @@ export interface StageDef {
   /** Unique key for compile caching, e.g. "mamba-layer:D256:E512:N16". */
   key: string;
   build(g: Graph, io: StageIO): void;
+  /** A stage with the same hook points, host ops and outputs, cheaper to dry-build (see stageLayout). */
+  layoutOf?: StageDef;
 }
 
 /** Which part of a stage one compiled segment computes. */
@@ -147,6 +149,7 @@ export interface StageLayout {
 
 const layoutCache = new Map<string, StageLayout>();
 export function stageLayout(def: StageDef, options: StageOptions = {}): StageLayout {
+  if (def.layoutOf) return stageLayout(def.layoutOf, options);
   const key = `${def.key}|${JSON.stringify(options)}`;
   let layout = layoutCache.get(key);
   if (layout) return layout;
@@ -271,7 +274,16 @@ export function compileSegmentBackward(def: StageDef, spec: SegmentSpec, seeded:
 
 /** Drop every compiled session (frees memory; used by tests and long sessions). */
 export async function clearCompiled(): Promise<void> {
-  const all = [...segmentCache.values()];
-  segmentCache.clear();
-  for (const c of all) await (await c.catch(() => null))?.release();
+  await releaseCompiled(() => true);
+}
+
+/** Drop the compiled sessions whose cache key matches. */
+export async function releaseCompiled(match: (key: string) => boolean): Promise<void> {
+  const drop = [...segmentCache.keys()].filter(match);
+  for (const key of drop) {
+    const c = segmentCache.get(key)!;
+    segmentCache.delete(key);
+    aliasCache.delete(key);
+    await (await c.catch(() => null))?.release();
+  }
 }

@@ -1,0 +1,75 @@
+/**
+ * A model's float32 weights by canonical name. By default every weight is
+ * read at load and stays resident (one copy). A packed model (see
+ * packed-weights.ts) keeps resident only what its plain forwards read in
+ * JavaScript, the embeddings and the head; any other weight is read from the
+ * checkpoint the first time a hook, gradient or edit asks for it, and kept
+ * from then on.
+ */
+import { FactlensError } from '../errors';
+import type { Checkpoint } from '../io/checkpoint';
+import { Tensor } from './tensor';
+
+export class WeightStore {
+  private constructor(
+    private readonly shapes: Map<string, number[]>,
+    private readonly resident: Map<string, Tensor>,
+    /** Open checkpoint for weights not yet resident (null: all are resident). */
+    private readonly source: Checkpoint | null,
+  ) {}
+
+  /** Every weight read now. */
+  static resident(weights: Map<string, Tensor>): WeightStore {
+    return new WeightStore(new Map([...weights].map(([n, t]) => [n, t.shape])), weights, null);
+  }
+
+  /** Only the weights in `now` read now; the rest on first use from the open checkpoint. */
+  static lazy(shapes: Map<string, number[]>, source: Checkpoint, now: string[]): WeightStore {
+    const store = new WeightStore(shapes, new Map(), source);
+    for (const name of now) store.get(name);
+    return store;
+  }
+
+  has(name: string): boolean {
+    return this.shapes.has(name);
+  }
+
+  names(): string[] {
+    return [...this.shapes.keys()];
+  }
+
+  /** The weight, read from the checkpoint and kept if it is not resident yet; undefined for an unknown name. */
+  get(name: string): Tensor | undefined {
+    let t = this.resident.get(name);
+    if (!t && this.shapes.has(name)) {
+      t = this.read(name);
+      this.resident.set(name, t);
+    }
+    return t;
+  }
+
+  /** The weight without keeping it (a fresh read when it is not resident). */
+  peek(name: string): Tensor {
+    return this.resident.get(name) ?? this.read(name);
+  }
+
+  /** Float32 bytes of all weights, resident or not. */
+  get totalBytes(): number {
+    let n = 0;
+    for (const s of this.shapes.values()) n += 4 * s.reduce((a, b) => a * b, 1);
+    return n;
+  }
+
+  /** Float32 bytes held in JavaScript now. */
+  get residentBytes(): number {
+    let n = 0;
+    for (const t of this.resident.values()) n += t.data.byteLength;
+    return n;
+  }
+
+  private read(name: string): Tensor {
+    const shape = this.shapes.get(name);
+    if (!shape || !this.source) throw new FactlensError(`no weight "${name}"`);
+    return new Tensor(this.source.readFloat32(name), shape);
+  }
+}
