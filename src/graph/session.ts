@@ -33,12 +33,16 @@ export class Compiled {
     this.inputs = live(graph).inputs;
   }
 
-  static async create(g: Graph): Promise<Compiled> {
+  /**
+   * `arena: false` compiles without onnxruntime's memory arena: for graphs compiled once per layer
+   * (packed weights), where each session's arena would keep its own batch-sized activation buffers.
+   */
+  static async create(g: Graph, opts: { arena?: boolean } = {}): Promise<Compiled> {
     keepLargeBuffers();
     const bytes = toOnnx(g);
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(bytes, sessionOptions());
+      session = await ort.InferenceSession.create(bytes, { ...sessionOptions(), ...(opts.arena === false ? { enableCpuMemArena: false } : {}) });
     } catch (e) {
       throw new Error(`onnxruntime rejected graph "${g.name}": ${(e as Error).message}`);
     }

@@ -4,10 +4,12 @@
  * edit nothing through layer graphs whose weights are ONNX initializers
  * instead of graph inputs. onnxruntime then packs each matrix for its GEMM
  * once, when the session is created, instead of on every call (measured at
- * batch 1: pythia-160m 49.8 → 34.4 ms, neox-facts 4.5 → 3.3 ms, mamba-130m
- * 69 → 60 ms). The sessions hold the packed copy; the layer weights are not
- * kept in JavaScript (see weight-store.ts) until a hook, gradient or edit
- * reads them, so plain use holds one copy.
+ * batch 1: pythia-160m 49 → 41 ms, neox-facts 4.3 → 3.4 ms, mamba-130m
+ * 69 → 65 ms; at batch 32 no gain). The cost is memory: onnxruntime keeps
+ * more than the packed copy (measured: mamba-130m's 363 MB of layer weights
+ * take ~1.2 GB in its sessions), so peak RSS is 2–3.5× the weights instead of
+ * 1.1–2×. The layer weights are not kept in JavaScript (see weight-store.ts)
+ * until a hook, gradient or edit reads them.
  *
  * GPT-NeoX layers are compiled in stacks of up to CHUNK_BYTES of weights per
  * session (bounding the transient memory of compiling one); Mamba layers one
@@ -48,6 +50,7 @@ export class PackedWeights {
       s = {
         key,
         layoutOf: def, // its dry build would read every weight
+        perLayer: true,
         build: (g, io) => def.build(g, { ...io, weight: (name, shape) => g.constant(this.read(prefix + name).data, shape as number[]) }),
       };
       this.stages.set(key, s);

@@ -51,6 +51,8 @@ export interface StageDef {
   build(g: Graph, io: StageIO): void;
   /** A stage with the same hook points, host ops and outputs, cheaper to dry-build (see stageLayout). */
   layoutOf?: StageDef;
+  /** Compiled once per layer (weights baked in): sessions without their own memory arena (see Compiled.create). */
+  perLayer?: boolean;
 }
 
 /** Which part of a stage one compiled segment computes. */
@@ -235,7 +237,7 @@ export async function compileSegment(def: StageDef, spec: SegmentSpec): Promise<
   if (!c) {
     const built = buildSegment(def, spec);
     aliasCache.set(key, built.aliases);
-    c = built.outputs.size ? Compiled.create(built.g) : Promise.resolve(null);
+    c = built.outputs.size ? Compiled.create(built.g, { arena: !def.perLayer }) : Promise.resolve(null);
     segmentCache.set(key, c);
     c.catch(() => segmentCache.delete(key));
   }

@@ -4,7 +4,7 @@
  * packed-weights.ts) keeps resident only what its plain forwards read in
  * JavaScript, the embeddings and the head; any other weight is read from the
  * checkpoint the first time a hook, gradient or edit asks for it, and kept
- * from then on.
+ * from then on (the checkpoint stays open and must not change meanwhile).
  */
 import { FactlensError } from '../errors';
 import type { Checkpoint } from '../io/checkpoint';
