@@ -7,15 +7,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import path from 'path';
 import { Model } from '../src/runtime/model';
 import { Tensor } from '../src/runtime/tensor';
+import { maxDiff } from './max-diff';
 
 const MODELS = path.join(__dirname, '..', 'data', 'models');
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 /** Row b of a [B,T,...] tensor restricted to positions [0, n). */
 function rowPrefix(t: Tensor, b: number, n: number): Float32Array {

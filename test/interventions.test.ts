@@ -10,6 +10,7 @@ import { Tensor } from '../src/runtime/tensor';
 import { interventionHooks, InterventionSpec, layerWindow } from '../src/runtime/interventions';
 import { ActivationCache } from '../src/runtime/cache';
 import { FactlensError } from '../src/errors';
+import { maxDiff } from './max-diff';
 
 const FIX = path.join(__dirname, 'fixtures');
 const H = 'layers.1.mixer.ssm_out'; // [B,T,E]
@@ -22,13 +23,6 @@ const other = [[90, 91, 92, 93, 94, 95, 96]];
 function vec(t: Tensor, b: number, pos: number): Float32Array {
   const w = t.stride(1);
   return t.data.subarray((b * t.shape[1] + pos) * w, (b * t.shape[1] + pos + 1) * w);
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 describe('interventions on tiny-mamba', () => {

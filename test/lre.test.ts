@@ -17,6 +17,7 @@ import { hStream, lreLayers, streamHook, zStream } from '../src/methods/lre/site
 import { sweepRelation, SweepRow } from '../src/methods/lre/sweep';
 import { layerCurves, relationBars, relationSummary, sweepFigure } from '../src/methods/lre/figures';
 import { loadRelation } from '../src/data/relations';
+import { maxDiff } from './max-diff';
 
 const FIX = path.resolve(__dirname, 'fixtures');
 
@@ -238,11 +239,6 @@ describe('Jacobians of the nonlinear fixtures', () => {
   }
 });
 
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
-}
 function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));

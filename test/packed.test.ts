@@ -8,15 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import path from 'path';
 import { Model } from '../src/runtime/model';
 import { Tensor } from '../src/runtime/tensor';
+import { maxDiff } from './max-diff';
 
 const MODELS = path.join(__dirname, '..', 'data', 'models');
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 for (const name of ['mamba-facts', 'neox-facts']) {
   describe(`packed ${name}`, () => {

@@ -9,15 +9,9 @@ import { Model } from '../src/runtime/model';
 import { Tensor } from '../src/runtime/tensor';
 import type { MambaState } from '../src/runtime/forward';
 import { FactlensError } from '../src/errors';
+import { maxDiff } from './max-diff';
 
 const ROOT = path.join(__dirname, '..');
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 /** Positions [from, to) of row 0 of a [B,T,...] tensor, flat. */
 function positions(t: Tensor, from: number, to: number): Float32Array {
