@@ -64,11 +64,8 @@ export class Model {
       ckpt.close();
       return new Model(ckpt.config, WeightStore.resident(weights), tokenizer, name, new Map(), nativeScan);
     }
-    const isLayer = (n: string) => n.startsWith('layers.');
-    const store = WeightStore.lazy(shapes, ckpt, [...shapes.keys()].filter((n) => !isLayer(n)));
-    let layerBytes = 0;
-    for (const [n, shape] of shapes) if (n.startsWith('layers.0.')) layerBytes += 4 * shape.reduce((a, b) => a * b, 1);
-    const packed = new PackedWeights(layerBytes, (n) => store.peek(n));
+    const store = WeightStore.lazy(shapes, ckpt, [...shapes.keys()].filter((n) => !n.startsWith('layers.')));
+    const packed = new PackedWeights(store.bytes((n) => n.startsWith('layers.0.')), (n) => store.peek(n));
     return new Model(ckpt.config, store, tokenizer, name, new Map(), nativeScan, packed);
   }
 
@@ -77,7 +74,7 @@ export class Model {
     return this.overrides.size ? null : this.packed;
   }
 
-  /** Free this model's packed sessions (a packed model then runs plain forwards from float32 weights). */
+  /** Free this model's packed sessions and their memory (the next plain forward compiles them again). */
   async releasePacked(): Promise<void> {
     await this.packed?.release();
   }
@@ -130,7 +127,7 @@ export class Model {
 
   /** Bytes of all float32 weights (resident or, for a packed model, still on disk). */
   get weightBytes(): number {
-    return this.base.totalBytes;
+    return this.base.bytes();
   }
 
   /** Bytes of float32 weights held in JavaScript now. */

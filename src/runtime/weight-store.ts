@@ -53,10 +53,10 @@ export class WeightStore {
     return this.resident.get(name) ?? this.read(name);
   }
 
-  /** Float32 bytes of all weights, resident or not. */
-  get totalBytes(): number {
+  /** Float32 bytes of the weights whose names match (all by default), resident or not. */
+  bytes(match: (name: string) => boolean = () => true): number {
     let n = 0;
-    for (const s of this.shapes.values()) n += 4 * s.reduce((a, b) => a * b, 1);
+    for (const [name, s] of this.shapes) if (match(name)) n += 4 * s.reduce((a, b) => a * b, 1);
     return n;
   }
 
