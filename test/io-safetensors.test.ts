@@ -298,3 +298,30 @@ describe('SafetensorsFile.open rejects bad files, naming file and tensor', () =>
     f.close();
   });
 });
+
+describe('readRowsFloat32 (embedding lookups without the whole matrix)', () => {
+  it('returns the requested rows in order, repeats included, for F32 and half dtypes, equal to readFloat32', () => {
+    const data = Float32Array.from({ length: 5 * 3 }, (_, i) => (i - 7) / 8); // [5,3], exact in every dtype
+    for (const dtype of ['F32', 'F16', 'BF16'] as const) {
+      const p = tmpFile();
+      writeSafetensors(p, { w: { dtype, shape: [5, 3], data } });
+      const f = SafetensorsFile.open(p);
+      const full = f.readFloat32('w');
+      const rows = [4, 0, 4, 2];
+      const got = f.readRowsFloat32('w', rows);
+      const want = rows.flatMap((r) => Array.from(full.subarray(r * 3, r * 3 + 3)));
+      expect(Array.from(got)).toEqual(want);
+      f.close();
+    }
+  });
+
+  it('names the file, tensor and row when a row is out of range or the tensor is not 2-D', () => {
+    const p = tmpFile();
+    writeSafetensors(p, { w: { dtype: 'F32', shape: [2, 2], data: new Float32Array(4) }, v: { dtype: 'F32', shape: [4], data: new Float32Array(4) } });
+    const f = SafetensorsFile.open(p);
+    expect(() => f.readRowsFloat32('w', [0, 2])).toThrow(`${p}: row 2 of tensor "w" is out of range 0..1`);
+    expect(() => f.readRowsFloat32('w', [-1])).toThrow(/row -1 of tensor "w"/);
+    expect(() => f.readRowsFloat32('v', [0])).toThrow(`${p}: tensor "v" (F32 [4]) is not a 2-D float tensor`);
+    f.close();
+  });
+});

@@ -9,7 +9,7 @@
  */
 
 export type Dim = number | string;
-export type DType = 'float32' | 'int64' | 'bool';
+export type DType = 'float32' | 'int64' | 'bool' | 'float16' | 'bfloat16';
 
 export interface Value {
   readonly id: number;
@@ -33,11 +33,27 @@ export interface Node {
   vjp?: VJP;
   /** Enclosing-graph values a subgraph body reads by name; a custom vjp returns their cotangents after the inputs'. */
   captures?: Value[];
+  /** Operator set domain (default: the ONNX one); 'com.microsoft' for onnxruntime's contrib ops. */
+  domain?: string;
 }
 
 export interface Constant {
   value: Value;
-  data: Float32Array | BigInt64Array;
+  /** The values, stored in the ONNX model; or, with `external`, read by onnxruntime from a file. */
+  data?: Float32Array | BigInt64Array;
+  external?: ExternalTensor;
+}
+
+/**
+ * A tensor that onnxruntime reads from a file itself (ONNX external data): a
+ * weight inside a checkpoint's model.safetensors, which is raw little-endian
+ * data at a known offset, so no copy of it passes through JavaScript.
+ */
+export interface ExternalTensor {
+  file: string; // absolute path
+  offset: number; // byte offset of the first element
+  length: number; // bytes
+  dtype: 'float32' | 'float16' | 'bfloat16';
 }
 
 let nextId = 0;
@@ -48,6 +64,8 @@ export class Graph {
   readonly nodes: Node[] = [];
   readonly constants: Constant[] = [];
   private scalarCache = new Map<string, Value>();
+  /** Ids of the float weights stored as constants (and their float32 casts), see linear(). */
+  private readonly constantWeights = new Set<number>();
 
   constructor(readonly name = 'g') {}
 
@@ -95,6 +113,15 @@ export class Graph {
     const value = this.value(shape, dtype);
     this.constants.push({ value, data });
     return value;
+  }
+
+  /** A float32 constant read from a file by onnxruntime (half-precision data is widened by a Cast it folds). */
+  external(ref: ExternalTensor, shape: number[]): Value {
+    const value = this.value(shape, ref.dtype);
+    this.constants.push({ value, external: ref });
+    const widened = ref.dtype === 'float32' ? value : this.cast(value, 'float32');
+    this.constantWeights.add(widened.id);
+    return widened;
   }
 
   scalar(x: number): Value {
@@ -170,10 +197,23 @@ export class Graph {
     return this.node('MatMul', [a, b], {}, [shape])[0];
   }
 
-  /** x [...,in] @ Wᵀ for a PyTorch-layout weight W [out,in] (+ bias [out]). */
+  /**
+   * x [...,in] @ Wᵀ for a PyTorch-layout weight W [out,in] (+ bias [out]). For a weight stored in
+   * the graph (external()), onnxruntime's FusedMatMul with transB reads W as it is: a Transpose of
+   * a constant would be folded into a second, transposed copy before the MatMul packs a third.
+   */
   linear(x: Value, w: Value, bias?: Value): Value {
-    const y = this.matmul(x, this.transpose(w, [1, 0])); // [...,out]
+    const y = this.constantWeights.has(w.id) ? this.matmulTransB(x, w) : this.matmul(x, this.transpose(w, [1, 0])); // [...,out]
     return bias ? this.add(y, bias) : y;
+  }
+
+  /** x [...,M,K] @ wᵀ for w [N,K], as onnxruntime's contrib FusedMatMul (no autodiff rule: forward-only graphs). */
+  private matmulTransB(x: Value, w: Value): Value {
+    const [N, K] = w.shape;
+    if (!dimsEqual(x.shape[x.shape.length - 1], K)) throw new Error(`FusedMatMul: inner dims differ: [${x.shape}] @ [${w.shape}]ᵀ`);
+    const [y] = this.node('FusedMatMul', [x, w], { transA: 0, transB: 1, alpha: { float: 1 } }, [[...x.shape.slice(0, -1), N]]);
+    this.nodes[this.nodes.length - 1].domain = 'com.microsoft';
+    return y;
   }
 
   transpose(x: Value, perm: number[]): Value {
@@ -330,5 +370,5 @@ function addDims(a: Dim, b: Dim): Dim {
 }
 
 export function onnxTypeCode(t: DType): number {
-  return t === 'float32' ? 1 : t === 'int64' ? 7 : 9;
+  return { float32: 1, int64: 7, bool: 9, float16: 10, bfloat16: 16 }[t];
 }

@@ -2,10 +2,16 @@
  * Emit an IR Graph as an ONNX ModelProto (opset 18), written with the
  * hand-rolled protobuf encoder. Field numbers follow onnx/onnx.proto.
  */
-import { Attr, Dim, Graph, Node, onnxTypeCode, Value } from './ir';
+import path from 'path';
+import { Attr, Dim, ExternalTensor, Graph, Node, onnxTypeCode, Value } from './ir';
 import { Msg } from './protobuf';
 
 export const OPSET = 18;
+const CONTRIB_DOMAIN = 'com.microsoft';
+
+function usesDomain(g: Graph, domain: string): boolean {
+  return g.nodes.some((n) => n.domain === domain || Object.values(n.attrs).some((a) => a instanceof Graph && usesDomain(a, domain)));
+}
 const IR_VERSION = 8;
 
 export function toOnnx(g: Graph): Uint8Array {
@@ -14,11 +20,12 @@ export function toOnnx(g: Graph): Uint8Array {
     .string(2, 'factlens')
     .message(7, graphProto(g, live(g)))
     .message(8, new Msg().string(1, '').int(2, OPSET));
+  if (usesDomain(g, CONTRIB_DOMAIN)) model.message(8, new Msg().string(1, CONTRIB_DOMAIN).int(2, 1));
   return model.finish();
 }
 
 /** The nodes and graph inputs that the outputs depend on (dead code is dropped). */
-export function live(g: Graph): { nodes: Set<Node>; inputs: Value[] } {
+export function live(g: Graph): { nodes: Set<Node>; inputs: Value[]; constants: Set<number> } {
   const needed = new Set<number>(g.outputs.map((o) => o.value.id));
   const nodes = new Set<Node>();
   for (let i = g.nodes.length - 1; i >= 0; i--) {
@@ -28,7 +35,7 @@ export function live(g: Graph): { nodes: Set<Node>; inputs: Value[] } {
     for (const v of n.inputs) if (v) needed.add(v.id);
     for (const a of Object.values(n.attrs)) if (a instanceof Graph) for (const id of capturedIds(a)) needed.add(id);
   }
-  return { nodes, inputs: g.inputs.filter((v) => needed.has(v.id)) };
+  return { nodes, inputs: g.inputs.filter((v) => needed.has(v.id)), constants: new Set(g.constants.filter((c) => needed.has(c.value.id)).map((c) => c.value.id)) };
 }
 
 function capturedIds(body: Graph): number[] {
@@ -40,7 +47,7 @@ function capturedIds(body: Graph): number[] {
   return ids;
 }
 
-function graphProto(g: Graph, keep?: { nodes: Set<Node>; inputs: Value[] }): Msg {
+function graphProto(g: Graph, keep?: ReturnType<typeof live>): Msg {
   const m = new Msg();
   const nodes = keep ? g.nodes.filter((n) => keep.nodes.has(n)) : g.nodes;
   const inputs = keep ? keep.inputs : g.inputs;
@@ -50,11 +57,15 @@ function graphProto(g: Graph, keep?: { nodes: Set<Node>; inputs: Value[] }): Msg
     for (const out of n.outputs) node.string(2, out.name);
     node.string(3, `${n.op}_${i}`);
     node.string(4, n.op);
+    if (n.domain) node.string(7, n.domain);
     for (const [name, a] of Object.entries(n.attrs)) node.message(5, attrProto(name, a));
     m.message(1, node);
   });
   m.string(2, g.name);
-  for (const c of g.constants) m.message(5, tensorProto(c.value.name, c.value.shape as number[], c.data));
+  for (const c of keep ? g.constants.filter((k) => keep.constants.has(k.value.id)) : g.constants) {
+    const dims = c.value.shape as number[];
+    m.message(5, c.external ? externalTensorProto(c.value.name, dims, c.value, c.external) : tensorProto(c.value.name, dims, c.data!));
+  }
   for (const v of inputs) m.message(11, valueInfo(v.name, v));
   for (const o of g.outputs) m.message(12, valueInfo(o.name, o.value));
   return m;
@@ -68,6 +79,26 @@ function attrProto(name: string, a: Attr): Msg {
   if (a instanceof Graph) return m.message(6, graphProto(a)).int(20, 5);
   if ('float' in a) return m.float(2, a.float).int(20, 1);
   return m.packedFloats(7, a.floats).int(20, 6);
+}
+
+/** The folder of a graph's external tensors: onnxruntime resolves their file names there. */
+export function externalFolder(g: Graph): string | null {
+  const dirs = new Set(g.constants.filter((c) => c.external).map((c) => path.dirname(c.external!.file)));
+  if (dirs.size > 1) throw new Error(`graph ${g.name}: external tensors in more than one folder (${[...dirs].join(', ')})`);
+  return dirs.size ? [...dirs][0] : null;
+}
+
+/** TensorProto with data_location EXTERNAL (14 = 1) and external_data (13) entries location/offset/length. */
+function externalTensorProto(name: string, dims: number[], v: Value, ext: ExternalTensor): Msg {
+  const entry = (key: string, value: string) => new Msg().string(1, key).string(2, value);
+  return new Msg()
+    .packedInts(1, dims)
+    .int(2, onnxTypeCode(v.dtype))
+    .string(8, name)
+    .message(13, entry('location', path.basename(ext.file)))
+    .message(13, entry('offset', String(ext.offset)))
+    .message(13, entry('length', String(ext.length)))
+    .int(14, 1);
 }
 
 function tensorProto(name: string, dims: number[], data: Float32Array | BigInt64Array): Msg {

@@ -4,11 +4,12 @@
  */
 import * as ort from 'onnxruntime-node';
 import { Graph } from './ir';
-import { live, toOnnx } from './onnx';
+import { externalFolder, live, toOnnx } from './onnx';
 import { Tensor } from '../runtime/tensor';
 import { keepLargeBuffers } from './malloc-tuning';
 
-export function sessionOptions(): ort.InferenceSession.SessionOptions {
+/** `externalFolder`: where the graph's external tensors' files are (see ExternalTensor). */
+export function sessionOptions(externalFolder: string | null = null): ort.InferenceSession.SessionOptions {
   const threads = Number(process.env.FACTLENS_THREADS ?? 0);
   return {
     executionProviders: ['cpu'],
@@ -18,7 +19,14 @@ export function sessionOptions(): ort.InferenceSession.SessionOptions {
     logSeverityLevel: 3,
     // Idle worker threads sleep instead of spinning: measured on mamba-facts with other processes
     // running, spinning made a forward 2-7x slower (B=1: 165 vs 25 ms); FACTLENS_SPIN=1 restores it.
-    extra: { session: { intra_op: { allow_spinning: process.env.FACTLENS_SPIN === '1' ? '1' : '0' } } },
+    extra: {
+      session: {
+        intra_op: { allow_spinning: process.env.FACTLENS_SPIN === '1' ? '1' : '0' },
+        ...(externalFolder ? { model_external_initializers_file_folder_path: externalFolder } : {}),
+      },
+    },
+    // FACTLENS_PROFILE=prefix writes onnxruntime's per-kernel JSON profile of every session (a developer knob).
+    ...(process.env.FACTLENS_PROFILE ? { enableProfiling: true, profileFilePrefix: process.env.FACTLENS_PROFILE } : {}),
   };
 }
 
@@ -42,7 +50,7 @@ export class Compiled {
     const bytes = toOnnx(g);
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(bytes, { ...sessionOptions(), ...(opts.arena === false ? { enableCpuMemArena: false } : {}) });
+      session = await ort.InferenceSession.create(bytes, { ...sessionOptions(externalFolder(g)), ...(opts.arena === false ? { enableCpuMemArena: false } : {}) });
     } catch (e) {
       throw new Error(`onnxruntime rejected graph "${g.name}": ${(e as Error).message}`);
     }

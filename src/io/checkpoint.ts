@@ -11,7 +11,8 @@ import { ModelConfig } from './config-types';
 import { SafetensorsFile, TensorInfo } from './safetensors';
 import { openWeightFiles } from './checkpoint-files';
 import { canonicalName, embeddingName, expectedWeights, unembeddingName } from './weights';
-import { isFloatDtype } from './dtypes';
+import { FloatDtype, isFloatDtype } from './dtypes';
+import type { ExternalTensor } from '../graph/ir';
 import { Tokenizer } from './tokenizer';
 
 export interface CheckpointTensorInfo extends TensorInfo {
@@ -66,6 +67,23 @@ export class Checkpoint {
   readFloat32(name: string): Float32Array {
     const e = this.entry(name);
     return e.file.readFloat32(e.storedName);
+  }
+
+  /** Rows of a 2-D weight (e.g. embedding rows for token ids) as float32 [rows.length, C]. */
+  readRowsFloat32(name: string, rows: ArrayLike<number>): Float32Array {
+    const e = this.entry(name);
+    return e.file.readRowsFloat32(e.storedName, rows);
+  }
+
+  /**
+   * Where a float weight lies in its safetensors file, for onnxruntime to read
+   * it from there itself (external data): absolute path, offset, length, dtype.
+   */
+  external(name: string): ExternalTensor {
+    const t = this.info(name);
+    const dtype = ({ F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const)[t.dtype as FloatDtype];
+    if (!dtype) throw new CheckpointError(`${t.file}: tensor "${t.storedName}" has dtype ${t.dtype}; only F32, F16 and BF16 weights can be read`);
+    return { file: path.resolve(t.file), offset: t.byteOffset, length: t.byteLength, dtype };
   }
 
   /**

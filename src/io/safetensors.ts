@@ -6,7 +6,7 @@
 import fs from 'fs';
 import os from 'os';
 import { CheckpointError } from './errors';
-import { isFloatDtype } from './dtypes';
+import { isFloatDtype, itemSize } from './dtypes';
 import { decodeBf16Into, decodeF16Into } from './half';
 import { MAX_HEADER_BYTES, TensorInfo, parseHeader } from './safetensors-header';
 
@@ -96,6 +96,42 @@ export class SafetensorsFile {
       const src = halves.subarray(0, len / 2); // [len/2] 16-bit patterns
       if (t.dtype === 'F16') decodeF16Into(src, outBits, done / 2);
       else decodeBf16Into(src, outBits, done / 2);
+    }
+    return out;
+  }
+
+  /**
+   * Rows of a 2-D float tensor widened to float32, [rows.length, C]: an embedding
+   * lookup without reading the whole matrix (one positioned read per distinct row).
+   */
+  readRowsFloat32(name: string, rows: ArrayLike<number>): Float32Array {
+    const t = this.info(name);
+    if (!isFloatDtype(t.dtype) || t.shape.length !== 2) {
+      throw new CheckpointError(`${this.path}: tensor "${name}" (${t.dtype} [${t.shape}]) is not a 2-D float tensor to read rows of`);
+    }
+    const [R, C] = t.shape;
+    const rowBytes = C * itemSize(t.dtype);
+    const out = new Float32Array(rows.length * C); // [rows,C]
+    const outBits = new Uint32Array(out.buffer);
+    const raw = new Uint8Array(rowBytes); // one stored row
+    const halves = new Uint16Array(raw.buffer, 0, t.dtype === 'F32' ? 0 : C);
+    const first = new Map<number, number>(); // row -> the output index that already holds it
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i];
+      if (!Number.isInteger(r) || r < 0 || r >= R) throw new CheckpointError(`${this.path}: row ${r} of tensor "${name}" is out of range 0..${R - 1}`);
+      const seen = first.get(r);
+      if (seen !== undefined) {
+        out.copyWithin(i * C, seen * C, (seen + 1) * C);
+        continue;
+      }
+      first.set(r, i);
+      if (t.dtype === 'F32') {
+        this.readInto(name, new Uint8Array(out.buffer, i * C * 4, rowBytes), t.byteOffset + r * rowBytes);
+        continue;
+      }
+      this.readInto(name, raw, t.byteOffset + r * rowBytes);
+      if (t.dtype === 'F16') decodeF16Into(halves, outBits, i * C);
+      else decodeBf16Into(halves, outBits, i * C);
     }
     return out;
   }

@@ -144,7 +144,9 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
     const readout = mode === 'all' ? resid : gatherLast(resid, batch, opts.tape); // [B,P,D]
     const headLocal = model.arch === 'mamba' ? 'norm_f' : 'final_ln';
     const plan = planFor('', hooks, wanted, { name: '', layer: null, batch, offsets }, [headLocal, 'logits']);
-    const res = await runStage(model.headStage, { resid: readout }, (w) => model.weight(w), plan, opts.tape);
+    // Packed only when the whole run is plain, so a hooked run equals the default model's bit for bit.
+    const def = packed && !plan.reads.size && !plan.writes.size ? packed.stage(model.headStage) : model.headStage;
+    const res = await runStage(def, { resid: readout }, (w) => model.weight(w), plan, opts.tape);
     for (const [local, t] of res.reads) cache.set(local, t);
     logits = res.outs.logits;
   }

@@ -8,7 +8,7 @@ import { FactlensError } from '../errors';
 import type { MambaConfig, ModelConfig, NeoxConfig } from '../io/config';
 import type { Tokenizer } from '../io/tokenizer';
 import { openCheckpoint } from '../io/checkpoint';
-import { expectedWeights } from '../io/weights';
+import { embeddingName, expectedWeights, unembeddingName } from '../io/weights';
 import { mambaHeadStage, mambaLayerStage } from '../models/mamba';
 import { nativeAddon } from '../graph/native-addon';
 import { neoxHeadStage, neoxLayerStage } from '../models/gptneox';
@@ -16,7 +16,7 @@ import { Batch, makeBatch } from './batch';
 import { runModel, RunOptions, RunResult } from './forward';
 import { StageDef } from './stage';
 import { Tensor } from './tensor';
-import { WeightStore } from './weight-store';
+import { gatherRows, WeightStore } from './weight-store';
 import { PackedWeights } from './packed-weights';
 import { Arch } from './hooks';
 
@@ -64,8 +64,11 @@ export class Model {
       ckpt.close();
       return new Model(ckpt.config, WeightStore.resident(weights), tokenizer, name, new Map(), nativeScan);
     }
-    const store = WeightStore.lazy(shapes, ckpt, [...shapes.keys()].filter((n) => !n.startsWith('layers.')));
-    const packed = new PackedWeights(store.bytes((n) => n.startsWith('layers.0.')), (n) => store.peek(n));
+    // Nothing is read now: onnxruntime reads the packed weights from the checkpoint's files itself, and
+    // the token lookup reads embedding rows (a tied head's matrix resolves to the embedding).
+    const store = WeightStore.lazy(shapes, ckpt, []);
+    const head = unembeddingName(ckpt.config.arch);
+    const packed = new PackedWeights(store.bytes((n) => n.startsWith('layers.0.')), (n) => ckpt.external(n === head ? ckpt.outputEmbeddingName() : n));
     return new Model(ckpt.config, store, tokenizer, name, new Map(), nativeScan, packed);
   }
 
@@ -174,11 +177,10 @@ export class Model {
   // ---- running --------------------------------------------------------------
   /** Token embeddings [B,T,D] (a lookup done in TypeScript). */
   embed(batch: Batch): Tensor {
-    const W = this.weight(this.arch === 'mamba' ? 'embeddings.weight' : 'embed_in.weight'); // [V,D]
-    const D = this.config.dModel;
-    const out = new Float32Array(batch.B * batch.T * D); // [B,T,D]
-    for (let i = 0; i < batch.ids.length; i++) out.set(W.data.subarray(batch.ids[i] * D, (batch.ids[i] + 1) * D), i * D);
-    return new Tensor(out, [batch.B, batch.T, D]);
+    const name = embeddingName(this.arch);
+    const edited = this.overrides.get(name);
+    const rows = edited ? gatherRows(edited, batch.ids) : this.base.rows(name, batch.ids); // [B*T,D]
+    return new Tensor(rows, [batch.B, batch.T, this.config.dModel]);
   }
 
   run(input: ModelInput, opts: RunOptions = {}): Promise<RunResult> {

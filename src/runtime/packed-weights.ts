@@ -1,23 +1,24 @@
 /**
  * Packed weights, for plain forwards: a model loaded with
  * `Model.load(dir, { packed: true })` runs forwards that hook, record and
- * edit nothing through layer graphs whose weights are ONNX initializers
- * instead of graph inputs. onnxruntime then packs each matrix for its GEMM
- * once, when the session is created, instead of on every call (measured at
- * batch 1: pythia-160m 49 → 41 ms, neox-facts 4.3 → 3.4 ms, mamba-130m
- * 69 → 65 ms; at batch 32 no gain). The cost is memory: onnxruntime keeps
- * more than the packed copy (measured: mamba-130m's 363 MB of layer weights
- * take ~1.2 GB in its sessions), so peak RSS is 2–3.5× the weights instead of
- * 1.1–2×. The layer weights are not kept in JavaScript (see weight-store.ts)
- * until a hook, gradient or edit reads them.
+ * edit nothing through layer and head graphs whose weights are ONNX
+ * initializers instead of graph inputs. onnxruntime then packs each matrix
+ * for its GEMM once, when the session is created, instead of on every call
+ * (1.5–2.3× faster products at 1–16 rows, the batch-1 case; no gain at batch 32).
+ *
+ * The initializers are external data that point into the checkpoint's own
+ * safetensors files (raw little-endian tensors at known offsets), so
+ * onnxruntime reads each weight from disk itself and keeps only its packed
+ * copy: no float32 copy passes through JavaScript. The float32 weights are
+ * read into JavaScript only when a hook, gradient or edit needs them (see
+ * weight-store.ts); the token lookup reads embedding rows from the file.
  *
  * GPT-NeoX layers are compiled in stacks of up to CHUNK_BYTES of weights per
  * session (bounding the transient memory of compiling one); Mamba layers one
- * by one (the native scan cuts each layer anyway). The head is not packed: it
- * reads the embedding matrices, which stay resident for the token lookup.
+ * by one (the native scan cuts each layer anyway).
  */
 import type { StageDef } from './stage';
-import type { Tensor } from './tensor';
+import type { ExternalTensor } from '../graph/ir';
 import { releaseCompiled } from './stage';
 
 /** Weight bytes compiled into one session at most (a layer bigger than this gets its own). */
@@ -30,8 +31,8 @@ export class PackedWeights {
 
   constructor(
     private readonly layerBytes: number,
-    /** A weight by full name, read without keeping it in JavaScript. */
-    private readonly read: (name: string) => Tensor,
+    /** Where a weight (by full name) lies in the checkpoint's files. */
+    private readonly locate: (name: string) => ExternalTensor,
   ) {}
 
   /** Consecutive layer ranges [a, b) covering from..to-1, each at most CHUNK_BYTES of weights (at least one layer). */
@@ -51,7 +52,7 @@ export class PackedWeights {
         key,
         layoutOf: def, // its dry build would read every weight
         perLayer: true,
-        build: (g, io) => def.build(g, { ...io, weight: (name, shape) => g.constant(this.read(prefix + name).data, shape as number[]) }),
+        build: (g, io) => def.build(g, { ...io, weight: (name, shape) => g.external(this.locate(prefix + name), shape as number[]) }),
       };
       this.stages.set(key, s);
     }

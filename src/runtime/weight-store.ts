@@ -53,6 +53,14 @@ export class WeightStore {
     return this.resident.get(name) ?? this.read(name);
   }
 
+  /** Rows of a 2-D weight [rows.length, C]: copied when it is resident, else read from the checkpoint (and not kept). */
+  rows(name: string, rows: ArrayLike<number>): Float32Array {
+    const t = this.resident.get(name);
+    if (!t && this.source && this.shapes.has(name)) return this.source.readRowsFloat32(name, rows);
+    if (!t) throw new FactlensError(`no weight "${name}"`);
+    return gatherRows(t, rows);
+  }
+
   /** Float32 bytes of the weights whose names match (all by default), resident or not. */
   bytes(match: (name: string) => boolean = () => true): number {
     let n = 0;
@@ -72,4 +80,12 @@ export class WeightStore {
     if (!shape || !this.source) throw new FactlensError(`no weight "${name}"`);
     return new Tensor(this.source.readFloat32(name), shape);
   }
+}
+
+/** Rows of a resident 2-D tensor W [R,C] as [rows.length, C]. */
+export function gatherRows(W: Tensor, rows: ArrayLike<number>): Float32Array {
+  const C = W.shape[1];
+  const out = new Float32Array(rows.length * C); // [rows,C]
+  for (let i = 0; i < rows.length; i++) out.set(W.data.subarray(rows[i] * C, (rows[i] + 1) * C), i * C);
+  return out;
 }
