@@ -1,15 +1,21 @@
 /**
  * Random-weight checkpoints of real shapes, written once as Hugging Face
- * directories (config.json + float32 model.safetensors under the stored
- * names transformers uses) so that both this library and transformers load
- * the very same file. Values are scaled like trained weights (norms 1,
- * linears ~U(±0.035), Mamba's A_log = log(1..N), dt bias for Δ ≈ 0.01) so no
- * path overflows.
+ * directories (config.json + float32 safetensors under the stored names
+ * transformers uses) so that both this library and transformers load the
+ * very same file. Checkpoints over SHARD_BYTES are sharded with a
+ * model.safetensors.index.json, as save_pretrained does, and written one
+ * tensor at a time (a 2.8b checkpoint is 11 GB). Values are scaled like
+ * trained weights (norms 1, linears ~U(±0.035), Mamba's A_log = log(1..N),
+ * dt bias for Δ ≈ 0.01) so no path overflows.
  */
 import fs from 'fs';
 import path from 'path';
-import { expectedWeights, parseConfig, writeSafetensors, WritableTensor } from '../src/io';
+import { expectedWeights, parseConfig, writeSafetensors } from '../src/io';
+import type { LazyWritableTensor } from '../src/io/safetensors';
 import { BenchModel, CACHE } from './configs';
+
+/** Shard size of generated checkpoints (save_pretrained's default is 5 GB; ours stays under 4 GiB). */
+const SHARD_BYTES = 4e9;
 
 /** Directory of a bench model, generating its weights on first use. */
 export function checkpointDir(m: BenchModel, log: (s: string) => void = () => {}): string {
@@ -22,12 +28,33 @@ export function checkpointDir(m: BenchModel, log: (s: string) => void = () => {}
   fs.mkdirSync(dir, { recursive: true });
   fs.rmSync(done, { force: true });
   const cfg = parseConfig(m.config, `${m.name}/config.json`);
-  const tensors: Record<string, WritableTensor> = {};
+  // Tensors in shards of at most SHARD_BYTES, each made when its shard is written.
+  const shards: Record<string, LazyWritableTensor>[] = [{}];
+  let shardBytes = 0;
   let seed = 1;
   for (const [name, shape] of expectedWeights(cfg)) {
-    tensors[storedName(name, cfg.arch)] = { dtype: 'F32', shape, data: init(name, shape, seed++) };
+    const bytes = 4 * shape.reduce((a, b) => a * b, 1);
+    if (shardBytes > 0 && shardBytes + bytes > SHARD_BYTES) {
+      shards.push({});
+      shardBytes = 0;
+    }
+    const s = seed++;
+    shards[shards.length - 1][storedName(name, cfg.arch)] = { dtype: 'F32', shape, make: () => init(name, shape, s) };
+    shardBytes += bytes;
   }
-  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  if (shards.length === 1) {
+    writeSafetensors(path.join(dir, 'model.safetensors'), shards[0], { format: 'pt' });
+  } else {
+    const n = String(shards.length).padStart(5, '0');
+    const weightMap: Record<string, string> = {};
+    shards.forEach((tensors, i) => {
+      const file = `model-${String(i + 1).padStart(5, '0')}-of-${n}.safetensors`;
+      log(`  ${file}`);
+      writeSafetensors(path.join(dir, file), tensors, { format: 'pt' });
+      for (const k of Object.keys(tensors)) weightMap[k] = file;
+    });
+    fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 1));
+  }
   fs.writeFileSync(path.join(dir, 'config.json'), cfgText);
   fs.writeFileSync(done, '');
   return dir;

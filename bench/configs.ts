@@ -15,6 +15,8 @@ export interface BenchModel {
   /** A bundled checkpoint directory, or a config.json to generate random weights for. */
   dir?: string;
   config?: Record<string, unknown>;
+  /** Run only with --large or when named in --models (11 GB checkpoints, minutes per forward at batch 32). */
+  large?: boolean;
 }
 
 const mamba = (d: number, layers: number, dtRank: number): Record<string, unknown> => ({
@@ -66,6 +68,8 @@ export const MODELS: BenchModel[] = [
   { name: 'mamba-370m', arch: 'mamba', config: mamba(1024, 48, 64) },
   { name: 'pythia-160m', arch: 'gpt_neox', config: pythia(768, 12, 12) },
   { name: 'pythia-410m', arch: 'gpt_neox', config: pythia(1024, 24, 16) },
+  { name: 'mamba-2.8b', arch: 'mamba', config: mamba(2560, 64, 160), large: true },
+  { name: 'pythia-2.8b', arch: 'gpt_neox', config: pythia(2560, 32, 32), large: true },
 ];
 
 /** transformers + PyTorch CPU on this machine, 2 threads (issue 2), ms per 16-token forward: [batch 1, batch 32]. */

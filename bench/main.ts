@@ -1,12 +1,15 @@
 /**
- * npm run bench [-- --json] [--quick] [--models a,b] [--no-torch] [--no-sweep] [--budget MS] [--packed]
+ * npm run bench [-- --json] [--quick] [--large] [--models a,b] [--mode default|packed|both] [--no-torch] [--no-sweep] [--budget MS]
  *
  * Forward throughput (ms per forward of B × 16-token prompts, batch 1 and 32,
  * logits at every position) on the demo models and on random-weight
  * checkpoints of real shapes, with achieved matmul GFLOP/s next to the ORT
  * matmul peak measured in the same run, peak RSS over float32 weight bytes
- * (one child process per model and batch), transformers on PyTorch side by
- * side where a Python with torch is available, and issue 3's sweep benchmark.
+ * (one child process per model, mode and batch), transformers on PyTorch side
+ * by side where a Python with torch is available, and issue 3's sweep benchmark.
+ * Each model runs as loaded by default and with packed weights (`--mode` picks
+ * one; `--packed` = `--mode packed`). `--large` adds the 2.8b shapes (11 GB
+ * checkpoints generated once, sharded; minutes per batch-32 forward).
  * Times are the best of the timed repetitions (the median is shown too).
  * --json prints only the JSON list on stdout; everything else goes to stderr.
  */
@@ -19,7 +22,7 @@ import { checkpointDir } from './checkpoints';
 import { matmulFlops } from './flops';
 import { measurePeak } from './peak';
 import { lastJson, median, min, run, TSX } from './proc';
-import { ForwardRow, forwardTable, sweepTable, toJson } from './report';
+import { BenchMode, ForwardRow, forwardTable, sweepTable, toJson } from './report';
 import { SweepBench, sweepBench } from './sweep-bench';
 import { torchEnv, torchForward } from './torch';
 import type { ChildResult } from './forward-child';
@@ -31,19 +34,27 @@ interface Args {
   torch: boolean;
   sweep: boolean;
   budgetMs: number;
-  /** Load models with packed weights (Model.load(dir, { packed: true })). */
-  packed: boolean;
+  /** How models are loaded: Model.load(dir), Model.load(dir, { packed: true }), or each in turn. */
+  modes: BenchMode[];
+  /** Include the 2.8b shapes. */
+  large: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { json: false, quick: false, models: null, torch: true, sweep: true, budgetMs: 2500, packed: false };
+  const a: Args = { json: false, quick: false, models: null, torch: true, sweep: true, budgetMs: 2500, modes: ['default', 'packed'], large: false };
   for (let i = 0; i < argv.length; i++) {
     const f = argv[i];
     if (f === '--json') a.json = true;
     else if (f === '--quick') a.quick = true;
     else if (f === '--no-torch') a.torch = false;
     else if (f === '--no-sweep') a.sweep = false;
-    else if (f === '--packed') a.packed = true;
+    else if (f === '--packed') a.modes = ['packed'];
+    else if (f === '--large') a.large = true;
+    else if (f === '--mode') {
+      const m = argv[++i];
+      if (m !== 'default' && m !== 'packed' && m !== 'both') throw new Error(`bench: --mode takes default, packed or both, not "${m}"`);
+      a.modes = m === 'both' ? ['default', 'packed'] : [m];
+    }
     else if (f === '--models') a.models = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (f === '--budget') a.budgetMs = Number(argv[++i]);
     else throw new Error(`bench: unknown flag "${f}" (see bench/main.ts)`);
@@ -55,10 +66,12 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const out = (s: string) => (args.json ? process.stderr : process.stdout).write(s + '\n');
   const log = (s: string) => process.stderr.write(s + '\n');
-  const models = MODELS.filter((m) => (args.models ? args.models.includes(m.name) : !args.quick || m.dir));
+  const models = MODELS.filter((m) => (args.models ? args.models.includes(m.name) : (!args.quick || m.dir) && (!m.large || args.large)));
+  const unknown = (args.models ?? []).filter((n) => !MODELS.some((m) => m.name === n));
+  if (unknown.length) throw new Error(`bench: unknown model(s) ${unknown.join(', ')} (known: ${MODELS.map((m) => m.name).join(', ')})`);
   const started = performance.now();
   const load0 = os.loadavg()[0];
-  if (args.packed) log('bench: models loaded with packed weights (Model.load(dir, { packed: true }))');
+  log(`bench: modes ${args.modes.join(', ')} (packed = Model.load(dir, { packed: true }))`);
   log(`bench: ${os.cpus().length} CPUs, load average ${load0.toFixed(1)} at start; ORT threads ${process.env.FACTLENS_THREADS ?? 'default'}`);
 
   log('ORT matmul peak ...');
@@ -75,26 +88,29 @@ async function main(): Promise<void> {
     const ckpt = openCheckpoint(dir);
     const cfg = ckpt.config;
     ckpt.close();
-    const mine = new Map<number, ChildResult>();
-    for (const B of BATCHES) {
-      log(`${m.name}: batch ${B} ...`);
-      const p = await run(TSX, ['bench/forward-child.ts', dir, String(B), String(TOKENS), String(args.budgetMs), args.packed ? 'packed' : 'default']);
-      const r = lastJson<ChildResult>(p, `${m.name} batch ${B}`);
-      mine.set(B, r);
-      rows.push({
-        model: m.name, arch: m.arch, batch: B, tokens: TOKENS, msBest: min(r.ms), msMedian: median(r.ms), reps: r.ms.length,
-        gflopPerForward: matmulFlops(cfg, B, TOKENS) / 1e9, peakGflops: peak.gflops, maxRssBytes: r.maxRssBytes, weightBytes: r.weightBytes,
-      });
+    const mine = new Map<ForwardRow, ChildResult>();
+    for (const mode of args.modes) {
+      for (const B of BATCHES) {
+        log(`${m.name}: ${mode}, batch ${B} ...`);
+        const p = await run(TSX, ['bench/forward-child.ts', dir, String(B), String(TOKENS), String(args.budgetMs), mode]);
+        const r = lastJson<ChildResult>(p, `${m.name} ${mode} batch ${B}`);
+        const row: ForwardRow = {
+          model: m.name, arch: m.arch, mode, batch: B, tokens: TOKENS, msBest: min(r.ms), msMedian: median(r.ms), reps: r.ms.length,
+          gflopPerForward: matmulFlops(cfg, B, TOKENS) / 1e9, peakGflops: peak.gflops, maxRssBytes: r.maxRssBytes, weightBytes: r.weightBytes,
+        };
+        rows.push(row);
+        mine.set(row, r);
+      }
     }
     if (torch.python) {
       log(`${m.name}: transformers ...`);
       try {
         const batches = Object.fromEntries(BATCHES.map((B) => [B, benchIds(B, TOKENS, cfg.vocabSize)]));
         for (const t of await torchForward(torch.python, dir, batches, args.budgetMs)) {
-          const row = rows.find((r) => r.model === m.name && r.batch === t.batch)!;
-          row.torchMs = min(t.ms);
-          const probe = mine.get(t.batch)!.probe;
-          row.torchProbeDiff = Math.max(...probe.map((x, i) => Math.abs(x - t.probe[i])));
+          for (const row of rows.filter((r) => r.model === m.name && r.batch === t.batch)) {
+            row.torchMs = min(t.ms);
+            row.torchProbeDiff = Math.max(...mine.get(row)!.probe.map((x, i) => Math.abs(x - t.probe[i])));
+          }
         }
       } catch (e) {
         log(`  ${(e as Error).message}`);

@@ -1,9 +1,13 @@
 /** The bench's rows, their JSON form, and the readable table with targets. */
 import type { SweepBench } from './sweep-bench';
 
+export type BenchMode = 'default' | 'packed';
+
 export interface ForwardRow {
   model: string;
   arch: 'mamba' | 'gpt_neox';
+  /** Model.load(dir) or Model.load(dir, { packed: true }). */
+  mode: BenchMode;
   batch: number;
   tokens: number;
   msBest: number;
@@ -19,6 +23,7 @@ export interface ForwardRow {
 
 export interface JsonRow {
   model: string;
+  mode: BenchMode;
   batch: number;
   tokens: number;
   ms_per_forward: number;
@@ -32,6 +37,7 @@ const r2 = (x: number, d = 2) => Number(x.toFixed(d));
 export function toJson(rows: ForwardRow[]): JsonRow[] {
   return rows.map((r) => ({
     model: r.model,
+    mode: r.mode,
     batch: r.batch,
     tokens: r.tokens,
     ms_per_forward: r2(r.msBest),
@@ -41,9 +47,10 @@ export function toJson(rows: ForwardRow[]): JsonRow[] {
   }));
 }
 
-function table(head: string[], body: string[][]): string {
+/** Text columns, the first `left` aligned left and the rest right. */
+function table(head: string[], body: string[][], left = 1): string {
   const w = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i < 1 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
+  const line = (cells: string[]) => cells.map((c, i) => (i < left ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
   return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...body.map(line)].join('\n');
 }
 
@@ -57,7 +64,7 @@ export function forwardTable(rows: ForwardRow[], baselineRss: number): string {
     const speed = r.torchMs !== undefined ? r.torchMs / r.msBest : undefined;
     const speedTarget = r.arch === 'mamba' ? 2 : 1;
     return [
-      r.model, String(r.batch), String(r.tokens),
+      r.model, r.mode, String(r.batch), String(r.tokens),
       r.msBest.toFixed(1), r.msMedian.toFixed(1), String(r.reps),
       gflops.toFixed(1), `${pct.toFixed(0)}%${r.batch === 32 ? ` ${mark(pct >= 50)}` : ''}`,
       (r.maxRssBytes / 2 ** 20).toFixed(0), `${rss.toFixed(2)} ${mark(rss <= 1.3)}`,
@@ -68,8 +75,9 @@ export function forwardTable(rows: ForwardRow[], baselineRss: number): string {
     ];
   });
   return table(
-    ['model', 'B', 'T', 'ms/fwd', 'median', 'n', 'GFLOP/s', '% peak', 'RSS MB', 'RSS/weights', '(−base)', 'torch ms', 'torch/ours', 'Δlogits'],
+    ['model', 'mode', 'B', 'T', 'ms/fwd', 'median', 'n', 'GFLOP/s', '% peak', 'RSS MB', 'RSS/weights', '(−base)', 'torch ms', 'torch/ours', 'Δlogits'],
     body,
+    2,
   );
 }
 

@@ -14,10 +14,20 @@ export interface WritableTensor {
   data: Float32Array;
 }
 
+/** A tensor whose values are made when it is written: a file of many large tensors holds one at a time. */
+export interface LazyWritableTensor {
+  dtype: FloatDtype;
+  shape: number[];
+  make: () => Float32Array;
+}
+
+type AnyTensor = WritableTensor | LazyWritableTensor;
+const valuesOf = (t: AnyTensor) => ('make' in t ? t.make() : t.data);
+
 /** Elements converted per write (16 MiB of float32 input). */
 const CHUNK_ELEMENTS = 4 * 1024 * 1024;
 
-export function writeSafetensors(path: string, tensors: Record<string, WritableTensor>, metadata?: Record<string, string>): void {
+export function writeSafetensors(path: string, tensors: Record<string, AnyTensor>, metadata?: Record<string, string>): void {
   const header: Record<string, unknown> = {};
   if (metadata !== undefined) {
     for (const [k, v] of Object.entries(metadata)) {
@@ -28,7 +38,7 @@ export function writeSafetensors(path: string, tensors: Record<string, WritableT
   let offset = 0;
   for (const [name, t] of Object.entries(tensors)) {
     checkTensor(path, name, t);
-    const bytes = t.data.length * (t.dtype === 'F32' ? 4 : 2);
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * (t.dtype === 'F32' ? 4 : 2);
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
@@ -43,13 +53,17 @@ export function writeSafetensors(path: string, tensors: Record<string, WritableT
   try {
     writeAll(fd, len);
     writeAll(fd, headerBytes);
-    for (const t of Object.values(tensors)) writeTensor(fd, t);
+    for (const [name, t] of Object.entries(tensors)) {
+      const data = valuesOf(t);
+      checkLength(path, name, t.shape, data.length);
+      writeTensor(fd, t.dtype, data);
+    }
   } finally {
     fs.closeSync(fd);
   }
 }
 
-function checkTensor(path: string, name: string, t: WritableTensor): void {
+function checkTensor(path: string, name: string, t: AnyTensor): void {
   const where = `${path}: tensor "${name}"`;
   if (name === '' || name === '__metadata__') throw new CheckpointError(`${where}: reserved or empty name`);
   if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') {
@@ -58,23 +72,27 @@ function checkTensor(path: string, name: string, t: WritableTensor): void {
   if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     throw new CheckpointError(`${where}: shape [${t.shape.join(', ')}] must be non-negative integers`);
   }
-  const n = t.shape.reduce((a, b) => a * b, 1);
-  if (n !== t.data.length) throw new CheckpointError(`${where}: shape [${t.shape.join(', ')}] needs ${n} values, data has ${t.data.length}`);
+  if ('data' in t) checkLength(path, name, t.shape, t.data.length);
 }
 
-function writeTensor(fd: number, t: WritableTensor): void {
-  if (t.dtype === 'F32') {
-    for (let i = 0; i < t.data.length; i += CHUNK_ELEMENTS) {
-      const part = t.data.subarray(i, Math.min(i + CHUNK_ELEMENTS, t.data.length));
+function checkLength(path: string, name: string, shape: number[], length: number): void {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (n !== length) throw new CheckpointError(`${path}: tensor "${name}": shape [${shape.join(', ')}] needs ${n} values, data has ${length}`);
+}
+
+function writeTensor(fd: number, dtype: FloatDtype, data: Float32Array): void {
+  if (dtype === 'F32') {
+    for (let i = 0; i < data.length; i += CHUNK_ELEMENTS) {
+      const part = data.subarray(i, Math.min(i + CHUNK_ELEMENTS, data.length));
       writeAll(fd, new Uint8Array(part.buffer, part.byteOffset, part.byteLength));
     }
     return;
   }
-  const scratch = new Uint16Array(Math.min(CHUNK_ELEMENTS, t.data.length));
-  for (let i = 0; i < t.data.length; i += scratch.length) {
-    const part = t.data.subarray(i, Math.min(i + scratch.length, t.data.length));
+  const scratch = new Uint16Array(Math.min(CHUNK_ELEMENTS, data.length));
+  for (let i = 0; i < data.length; i += scratch.length) {
+    const part = data.subarray(i, Math.min(i + scratch.length, data.length));
     const out = scratch.subarray(0, part.length);
-    if (t.dtype === 'F16') encodeF16(part, out);
+    if (dtype === 'F16') encodeF16(part, out);
     else encodeBf16(part, out);
     writeAll(fd, new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
   }

@@ -12,7 +12,7 @@ import { MAX_HEADER_BYTES, TensorInfo, parseHeader } from './safetensors-header'
 
 export type { TensorInfo } from './safetensors-header';
 export { writeSafetensors } from './safetensors-write';
-export type { WritableTensor } from './safetensors-write';
+export type { LazyWritableTensor, WritableTensor } from './safetensors-write';
 
 /** ORT (and a single ArrayBuffer we hand it) cannot take a tensor over 2 GiB. */
 export const MAX_TENSOR_BYTES = 2 * 1024 * 1024 * 1024;
