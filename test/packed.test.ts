@@ -1,8 +1,10 @@
 /**
  * Packed models (Model.load(dir, { packed: true })): plain forwards run on
- * weights onnxruntime packed once; they must give the numbers of the default
- * model, hold no float32 copy of the layer weights until asked, and hooks and
- * edits must still work (from weights read back from the checkpoint).
+ * weights onnxruntime read from the checkpoint and packed once; they must give
+ * the numbers of the default model and hold no float32 weight in JavaScript;
+ * hooks and edits must still work, from weights read back from the checkpoint,
+ * retiring the packed sessions (never both copies); F16/BF16 and sharded
+ * checkpoints are read by onnxruntime itself.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'fs';
@@ -43,12 +45,15 @@ for (const name of ['mamba-facts', 'neox-facts']) {
       expect(maxDiff(packed.embed(batch).data, plain.embed(batch).data)).toBe(0); // embedding rows read from the file
     });
 
-    it('hooks read the weights back from the checkpoint and equal the default model', async () => {
+    it('hooks read the weights back from the checkpoint, equal the default model and retire the packed sessions', async () => {
       const hook = name === 'mamba-facts' ? 'layers.2.mixer.out' : 'layers.2.mlp.out';
       const want = await plain.runWithCache(rows, [hook]);
       const got = await packed.runWithCache(rows, [hook]);
       expect(maxDiff(got.cache.get(hook)!.data, want.cache.get(hook)!.data)).toBe(0);
       expect(maxDiff(got.logits!.data, want.logits!.data)).toBe(0);
+      // The hook needed float32 weights: the packed sessions are retired, plain forwards now run like the default model's.
+      expect(packed.packedWeights).toBeNull();
+      expect(maxDiff((await packed.logits(rows)).data, (await plain.logits(rows)).data)).toBe(0);
     });
 
     it('an edited view runs from float32 weights and matches the same edit of the default model', async () => {

@@ -47,9 +47,10 @@ export class Model {
 
   /**
    * Load a Hugging Face checkpoint directory (config.json + safetensors [+ tokenizer.json]).
-   * `packed: true` compiles the layers of plain forwards with their weights packed by onnxruntime
-   * (faster, see packed-weights.ts); their float32 copies are then read from the checkpoint only
-   * when hooks, gradients or edits need them, so the checkpoint must stay in place.
+   * `packed: true` runs plain forwards on weights that onnxruntime reads from the checkpoint and
+   * packs itself (faster at small batches, see packed-weights.ts); nothing is read at load. The
+   * first hook, gradient or edit switches the model to float32 weights for good (the packed
+   * sessions are freed, so it does not hold both), read from the checkpoint, which must stay.
    */
   static async load(dir: string, opts: { name?: string; nativeScan?: boolean; packed?: boolean } = {}): Promise<Model> {
     const ckpt = openCheckpoint(dir);
@@ -72,9 +73,9 @@ export class Model {
     return new Model(ckpt.config, store, tokenizer, name, new Map(), nativeScan, packed);
   }
 
-  /** Packed layer graphs for plain forwards; null unless loaded with `packed: true`, and for edited views. */
+  /** Packed graphs for plain forwards; null unless loaded with `packed: true`, once retired, and for edited views. */
   get packedWeights(): PackedWeights | null {
-    return this.overrides.size ? null : this.packed;
+    return this.overrides.size || !this.packed || this.packed.retired ? null : this.packed;
   }
 
   /** Free this model's packed sessions and their memory (the next plain forward compiles them again). */
@@ -106,6 +107,8 @@ export class Model {
 
   /** A weight by canonical name (e.g. "layers.3.mixer.out_proj.weight"). */
   weight(name: string): Tensor {
+    // A packed model's first float32 read: retire the packed copy (freed before the next run).
+    if (this.packed && !this.packed.retired && !this.overrides.has(name) && !this.base.isResident(name)) this.packed.retire();
     const w = this.overrides.get(name) ?? this.base.get(name);
     if (w) return w;
     if (name === 'lm_head.weight' && this.config.tieEmbeddings) return this.weight('embeddings.weight');

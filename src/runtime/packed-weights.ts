@@ -9,9 +9,11 @@
  * The initializers are external data that point into the checkpoint's own
  * safetensors files (raw little-endian tensors at known offsets), so
  * onnxruntime reads each weight from disk itself and keeps only its packed
- * copy: no float32 copy passes through JavaScript. The float32 weights are
- * read into JavaScript only when a hook, gradient or edit needs them (see
- * weight-store.ts); the token lookup reads embedding rows from the file.
+ * copy: no float32 copy passes through JavaScript; the token lookup reads
+ * embedding rows from the file. The first hook, gradient or edit that needs
+ * a float32 weight retires the packed sessions, freed before the model runs
+ * again, so it holds both copies of at most the weights read in that moment;
+ * from then on it runs like a default model (see weight-store.ts).
  *
  * GPT-NeoX layers are compiled in stacks of up to CHUNK_BYTES of weights per
  * session (bounding the transient memory of compiling one); Mamba layers one
@@ -28,6 +30,7 @@ let nextId = 0;
 export class PackedWeights {
   private readonly id = `packed${nextId++}`;
   private readonly stages = new Map<string, StageDef>();
+  private isRetired = false;
 
   constructor(
     private readonly layerBytes: number,
@@ -59,9 +62,20 @@ export class PackedWeights {
     return s;
   }
 
-  /** Free the sessions (and their packed weights). */
+  /** Set once the model holds float32 weights: plain forwards run on those, never packed again. */
+  get retired(): boolean {
+    return this.isRetired;
+  }
+
+  /** Free the sessions (and their packed weights); the next plain forward compiles them again. */
   async release(): Promise<void> {
     this.stages.clear();
     await releaseCompiled((key) => key.includes(`|${this.id}:`));
+  }
+
+  /** Free the sessions for good (as soon as the current synchronous code yields, before any later run). */
+  retire(): void {
+    this.isRetired = true;
+    void this.release();
   }
 }

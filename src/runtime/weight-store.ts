@@ -38,6 +38,11 @@ export class WeightStore {
     return [...this.shapes.keys()];
   }
 
+  /** Whether the weight is held in JavaScript now. */
+  isResident(name: string): boolean {
+    return this.resident.has(name);
+  }
+
   /** The weight, read from the checkpoint and kept if it is not resident yet; undefined for an unknown name. */
   get(name: string): Tensor | undefined {
     let t = this.resident.get(name);
