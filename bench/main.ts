@@ -97,6 +97,7 @@ async function main(): Promise<void> {
         const row: ForwardRow = {
           model: m.name, arch: m.arch, mode, batch: B, tokens: TOKENS, msBest: min(r.ms), msMedian: median(r.ms), reps: r.ms.length,
           gflopPerForward: matmulFlops(cfg, B, TOKENS) / 1e9, peakGflops: peak.gflops, maxRssBytes: r.maxRssBytes, weightBytes: r.weightBytes,
+          loadMs: r.loadMs, firstMs: r.firstMs,
         };
         rows.push(row);
         mine.set(row, r);
