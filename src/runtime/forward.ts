@@ -8,7 +8,7 @@ import { Tensor } from './tensor';
 import { Batch } from './batch';
 import { ActivationCache } from './cache';
 import { resolveHook } from './hooks';
-import { emptyPlan, runStage, StageHook, StagePlan } from './run-stage';
+import { emptyPlan, precompile, runStage, StageHook, StagePlan } from './run-stage';
 import type { Model } from './model';
 import type { Tape } from './tape';
 import { rotaryTables } from '../models/gptneox';
@@ -114,6 +114,13 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
   // Nothing hooks, records or patches these layers: packed weights (if loaded so) and one session per stack.
   const hookFree = !opts.tape && !opts.statePatches?.length && [...plans.values()].every((p) => !p.reads.size && !p.writes.size);
   const packed = hookFree ? model.packedWeights : null;
+  const mode = opts.logits ?? 'all';
+  const withHead = until === L && mode !== 'none';
+  const headPlan = planFor('', hooks, wanted, { name: '', layer: null, batch, offsets }, [model.arch === 'mamba' ? 'norm_f' : 'final_ln', 'logits']);
+  // Packed only when the whole run is plain, so a hooked run equals the default model's bit for bit.
+  const headDef = packed && !headPlan.reads.size && !headPlan.writes.size ? packed.stage(model.headStage) : model.headStage;
+  // onnxruntime holds the unembedding twice while it packs it: do that before the layers' packed weights exist.
+  if (withHead && headDef !== model.headStage) await precompile(headDef, headPlan);
   const stackable = hookFree && until - start > 1 && !opts.state && !opts.returnState && stageLayout(model.layerStage).hosts.size === 0;
   if (stackable) {
     for (const [from, to] of packed ? packed.chunks(start, until) : [[start, until]]) {
@@ -139,14 +146,9 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
     }
   }
   let logits: Tensor | null = null;
-  const mode = opts.logits ?? 'all';
-  if (until === L && mode !== 'none') {
+  if (withHead) {
     const readout = mode === 'all' ? resid : gatherLast(resid, batch, opts.tape); // [B,P,D]
-    const headLocal = model.arch === 'mamba' ? 'norm_f' : 'final_ln';
-    const plan = planFor('', hooks, wanted, { name: '', layer: null, batch, offsets }, [headLocal, 'logits']);
-    // Packed only when the whole run is plain, so a hooked run equals the default model's bit for bit.
-    const def = packed && !plan.reads.size && !plan.writes.size ? packed.stage(model.headStage) : model.headStage;
-    const res = await runStage(def, { resid: readout }, (w) => model.weight(w), plan, opts.tape);
+    const res = await runStage(headDef, { resid: readout }, (w) => model.weight(w), headPlan, opts.tape);
     for (const [local, t] of res.reads) cache.set(local, t);
     logits = res.outs.logits;
   }

@@ -52,7 +52,7 @@ export async function runStage(
   }
   const provided = new Map<string, Tensor>(plan.given ?? []); // hook points and host outputs (by feed name)
   const has = (p: string) => provided.has(p) || provided.has(`${p}#done`);
-  const outs = plan.outs ?? [...layout.sources.keys()].filter((k) => k.startsWith('out:')).map((k) => k.slice(4));
+  const outs = stageOuts(layout, plan);
 
   const runSegment = async (spec: SegmentSpec) => {
     const { compiled, aliases } = await compileSegment(def, spec);
@@ -93,6 +93,21 @@ export async function runStage(
   const result: Record<string, Tensor> = {};
   for (const o of outs) result[o] = out[outName(o)];
   return { outs: result, reads };
+}
+
+/** The stage outputs a plan computes (all by default). */
+function stageOuts(layout: StageLayout, plan: StagePlan): string[] {
+  return plan.outs ?? [...layout.sources.keys()].filter((k) => k.startsWith('out:')).map((k) => k.slice(4));
+}
+
+/**
+ * Compile, ahead of its run, the one segment that runStage uses for a plan
+ * without hooks on a stage without host ops (a no-op for anything else).
+ */
+export async function precompile(def: StageDef, plan: StagePlan): Promise<void> {
+  const layout = stageLayout(def, plan.options);
+  if (layout.hosts.size || plan.reads.size || plan.writes.size || plan.given?.size) return;
+  await compileSegment(def, { provided: [], emitHooks: [], emitOuts: stageOuts(layout, plan), options: plan.options });
 }
 
 /**
