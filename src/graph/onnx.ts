@@ -7,12 +7,9 @@ import { Attr, Dim, ExternalTensor, Graph, Node, onnxTypeCode, Value } from './i
 import { Msg } from './protobuf';
 
 export const OPSET = 18;
-const CONTRIB_DOMAIN = 'com.microsoft';
-
-function usesDomain(g: Graph, domain: string): boolean {
-  return g.nodes.some((n) => n.domain === domain || Object.values(n.attrs).some((a) => a instanceof Graph && usesDomain(a, domain)));
-}
 const IR_VERSION = 8;
+/** onnxruntime's contrib operators (FusedMatMul), imported at version 1 when a graph uses one. */
+const CONTRIB_DOMAIN = 'com.microsoft';
 
 export function toOnnx(g: Graph): Uint8Array {
   const model = new Msg()
@@ -24,7 +21,11 @@ export function toOnnx(g: Graph): Uint8Array {
   return model.finish();
 }
 
-/** The nodes and graph inputs that the outputs depend on (dead code is dropped). */
+function usesDomain(g: Graph, domain: string): boolean {
+  return g.nodes.some((n) => n.domain === domain || Object.values(n.attrs).some((a) => a instanceof Graph && usesDomain(a, domain)));
+}
+
+/** The nodes, graph inputs and constants that the outputs depend on (dead code is dropped). */
 export function live(g: Graph): { nodes: Set<Node>; inputs: Value[]; constants: Set<number> } {
   const needed = new Set<number>(g.outputs.map((o) => o.value.id));
   const nodes = new Set<Node>();
@@ -63,8 +64,7 @@ function graphProto(g: Graph, keep?: ReturnType<typeof live>): Msg {
   });
   m.string(2, g.name);
   for (const c of keep ? g.constants.filter((k) => keep.constants.has(k.value.id)) : g.constants) {
-    const dims = c.value.shape as number[];
-    m.message(5, c.external ? externalTensorProto(c.value.name, dims, c.value, c.external) : tensorProto(c.value.name, dims, c.data!));
+    m.message(5, c.external ? externalTensorProto(c.value, c.external) : tensorProto(c.value.name, c.value.shape as number[], c.data!));
   }
   for (const v of inputs) m.message(11, valueInfo(v.name, v));
   for (const o of g.outputs) m.message(12, valueInfo(o.name, o.value));
@@ -89,12 +89,12 @@ export function externalFolder(g: Graph): string | null {
 }
 
 /** TensorProto with data_location EXTERNAL (14 = 1) and external_data (13) entries location/offset/length. */
-function externalTensorProto(name: string, dims: number[], v: Value, ext: ExternalTensor): Msg {
+function externalTensorProto(v: Value, ext: ExternalTensor): Msg {
   const entry = (key: string, value: string) => new Msg().string(1, key).string(2, value);
   return new Msg()
-    .packedInts(1, dims)
+    .packedInts(1, v.shape as number[])
     .int(2, onnxTypeCode(v.dtype))
-    .string(8, name)
+    .string(8, v.name)
     .message(13, entry('location', path.basename(ext.file)))
     .message(13, entry('offset', String(ext.offset)))
     .message(13, entry('length', String(ext.length)))

@@ -67,7 +67,7 @@ export class Model {
     }
     // Nothing is read now: onnxruntime reads the packed weights from the checkpoint's files itself, and
     // the token lookup reads embedding rows (a tied head's matrix resolves to the embedding).
-    const store = WeightStore.lazy(shapes, ckpt, []);
+    const store = WeightStore.lazy(shapes, ckpt);
     const head = unembeddingName(ckpt.config.arch);
     const packed = new PackedWeights(store.bytes((n) => n.startsWith('layers.0.')), (n) => ckpt.external(n === head ? ckpt.outputEmbeddingName() : n));
     return new Model(ckpt.config, store, tokenizer, name, new Map(), nativeScan, packed);

@@ -1,9 +1,9 @@
 /**
  * A model's float32 weights by canonical name. By default every weight is
  * read at load and stays resident (one copy). A packed model (see
- * packed-weights.ts) keeps resident only what its plain forwards read in
- * JavaScript, the embeddings and the head; any other weight is read from the
- * checkpoint the first time a hook, gradient or edit asks for it, and kept
+ * packed-weights.ts) reads none at load: its plain forwards need only
+ * embedding rows (read from the file per batch), and each weight is read from
+ * the checkpoint the first time a hook, gradient or edit asks for it, and kept
  * from then on (the checkpoint stays open and must not change meanwhile).
  */
 import { FactlensError } from '../errors';
@@ -23,11 +23,9 @@ export class WeightStore {
     return new WeightStore(new Map([...weights].map(([n, t]) => [n, t.shape])), weights, null);
   }
 
-  /** Only the weights in `now` read now; the rest on first use from the open checkpoint. */
-  static lazy(shapes: Map<string, number[]>, source: Checkpoint, now: string[]): WeightStore {
-    const store = new WeightStore(shapes, new Map(), source);
-    for (const name of now) store.get(name);
-    return store;
+  /** Nothing read now: each weight on first use, from the open checkpoint. */
+  static lazy(shapes: Map<string, number[]>, source: Checkpoint): WeightStore {
+    return new WeightStore(shapes, new Map(), source);
   }
 
   has(name: string): boolean {
@@ -51,11 +49,6 @@ export class WeightStore {
       this.resident.set(name, t);
     }
     return t;
-  }
-
-  /** The weight without keeping it (a fresh read when it is not resident). */
-  peek(name: string): Tensor {
-    return this.resident.get(name) ?? this.read(name);
   }
 
   /** Rows of a 2-D weight [rows.length, C]: copied when it is resident, else read from the checkpoint (and not kept). */
