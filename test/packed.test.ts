@@ -12,6 +12,7 @@ import os from 'os';
 import path from 'path';
 import { SafetensorsFile, WritableTensor, writeSafetensors } from '../src/io/safetensors';
 import { Model } from '../src/runtime/model';
+import { compiledKeys } from '../src/runtime/stage';
 import { Tensor } from '../src/runtime/tensor';
 import { maxDiff } from './max-diff';
 
@@ -43,6 +44,16 @@ for (const name of ['mamba-facts', 'neox-facts']) {
       expect(packed.residentWeightBytes).toBe(0); // onnxruntime read the weights from the checkpoint's file
       const batch = packed.batch(rows);
       expect(maxDiff(packed.embed(batch).data, plain.embed(batch).data)).toBe(0); // embedding rows read from the file
+    });
+
+    it('compiles the packed head once (ahead of the layers, with the spec its run uses)', async () => {
+      const fresh = await Model.load(path.join(MODELS, name), { packed: true });
+      const head = () => compiledKeys((k) => k.startsWith(fresh.headStage.key) && k.includes('|packed'));
+      const before = head().length;
+      await fresh.logits(rows);
+      await fresh.logits(rows, { last: true });
+      expect(head().length).toBe(before + 1);
+      await fresh.releasePacked();
     });
 
     it('hooks read the weights back from the checkpoint, equal the default model and retire the packed sessions', async () => {

@@ -274,6 +274,11 @@ export function compileSegmentBackward(def: StageDef, spec: SegmentSpec, seeded:
   return c;
 }
 
+/** Keys of the compiled (or compiling) segments whose key matches: for tests that count sessions. */
+export function compiledKeys(match: (key: string) => boolean): string[] {
+  return [...segmentCache.keys()].filter(match);
+}
+
 /** Drop every compiled session (frees memory; used by tests and long sessions). */
 export async function clearCompiled(): Promise<void> {
   await releaseCompiled(() => true);
