@@ -11,7 +11,7 @@
 import fs from 'fs';
 import path from 'path';
 import { expectedWeights, parseConfig, writeSafetensors } from '../src/io';
-import type { LazyWritableTensor } from '../src/io/safetensors';
+import { type LazyWritableTensor, writeShardedSafetensors } from '../src/io/safetensors';
 import { BenchModel, CACHE } from './configs';
 
 /** Shard size of generated checkpoints (save_pretrained's default is 5 GB; ours stays under 4 GiB). */
@@ -45,15 +45,8 @@ export function checkpointDir(m: BenchModel, log: (s: string) => void = () => {}
   if (shards.length === 1) {
     writeSafetensors(path.join(dir, 'model.safetensors'), shards[0], { format: 'pt' });
   } else {
-    const n = String(shards.length).padStart(5, '0');
-    const weightMap: Record<string, string> = {};
-    shards.forEach((tensors, i) => {
-      const file = `model-${String(i + 1).padStart(5, '0')}-of-${n}.safetensors`;
-      log(`  ${file}`);
-      writeSafetensors(path.join(dir, file), tensors, { format: 'pt' });
-      for (const k of Object.keys(tensors)) weightMap[k] = file;
-    });
-    fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 1));
+    log(`  ${shards.length} shards ...`);
+    writeShardedSafetensors(dir, shards, { format: 'pt' });
   }
   fs.writeFileSync(path.join(dir, 'config.json'), cfgText);
   fs.writeFileSync(done, '');

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { SafetensorsFile, WritableTensor, writeSafetensors } from '../src/io/safetensors';
+import { LazyWritableTensor, SafetensorsFile, writeShardedSafetensors } from '../src/io/safetensors';
 import { Model } from '../src/runtime/model';
 import { compiledKeys } from '../src/runtime/stage';
 import { Tensor } from '../src/runtime/tensor';
@@ -86,17 +86,12 @@ for (const name of ['mamba-facts', 'neox-facts']) {
 function halfShards(dir: string, dtype: 'F16' | 'BF16'): string {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), `factlens-packed-${dtype}-`));
   const file = SafetensorsFile.open(path.join(dir, 'model.safetensors'));
-  const names = file.names;
-  const shards: Record<string, WritableTensor>[] = [{}, {}];
-  const weightMap: Record<string, string> = {};
-  names.forEach((n, i) => {
-    const shard = i < names.length / 2 ? 0 : 1;
-    shards[shard][n] = { dtype, shape: file.info(n).shape, data: file.readFloat32(n) };
-    weightMap[n] = `model-0000${shard + 1}-of-00002.safetensors`;
+  const shards: Record<string, LazyWritableTensor>[] = [{}, {}];
+  file.names.forEach((n, i) => {
+    shards[i < file.names.length / 2 ? 0 : 1][n] = { dtype, shape: file.info(n).shape, make: () => file.readFloat32(n) };
   });
+  writeShardedSafetensors(out, shards, { format: 'pt' });
   file.close();
-  shards.forEach((t, i) => writeSafetensors(path.join(out, `model-0000${i + 1}-of-00002.safetensors`), t, { format: 'pt' }));
-  fs.writeFileSync(path.join(out, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
   for (const f of ['config.json', 'tokenizer.json']) fs.copyFileSync(path.join(dir, f), path.join(out, f));
   return out;
 }

@@ -43,6 +43,12 @@ export function decodeBf16Into(src: Uint16Array, dst: Uint32Array, dstStart: num
   for (let i = 0; i < src.length; i++) dst[dstStart + i] = src[i] << 16;
 }
 
+/** Widen F16 or BF16 bit patterns: dst[dstStart + i] = widen(src[i]) on the Uint32 view of the float32 output. */
+export function decodeHalfInto(dtype: 'F16' | 'BF16', src: Uint16Array, dst: Uint32Array, dstStart: number): void {
+  if (dtype === 'F16') decodeF16Into(src, dst, dstStart);
+  else decodeBf16Into(src, dst, dstStart);
+}
+
 /** Half bit pattern nearest to the float32 bit pattern x (ties to even). */
 export function f32BitsToF16Bits(x: number): number {
   const sign = (x >>> 16) & 0x8000;

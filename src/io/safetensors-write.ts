@@ -3,6 +3,7 @@
  * checkpoints). Writes in bounded chunks: fs.writeFileSync refuses > 2 GiB.
  */
 import fs from 'fs';
+import nodePath from 'path';
 import { CheckpointError } from './errors';
 import { FloatDtype } from './dtypes';
 import { encodeBf16, encodeF16 } from './half';
@@ -61,6 +62,23 @@ export function writeSafetensors(path: string, tensors: Record<string, AnyTensor
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * A sharded checkpoint as save_pretrained writes it: model-0000i-of-0000n.safetensors
+ * files (one per entry of `shards`) and model.safetensors.index.json mapping each
+ * tensor to its file. Returns the shard file names.
+ */
+export function writeShardedSafetensors(dir: string, shards: Record<string, AnyTensor>[], metadata?: Record<string, string>): string[] {
+  const n = String(shards.length).padStart(5, '0');
+  const files = shards.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${n}.safetensors`);
+  const weightMap: Record<string, string> = {};
+  shards.forEach((tensors, i) => {
+    writeSafetensors(nodePath.join(dir, files[i]), tensors, metadata);
+    for (const name of Object.keys(tensors)) weightMap[name] = files[i];
+  });
+  fs.writeFileSync(nodePath.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 1));
+  return files;
 }
 
 function checkTensor(path: string, name: string, t: AnyTensor): void {

@@ -7,11 +7,11 @@ import fs from 'fs';
 import os from 'os';
 import { CheckpointError } from './errors';
 import { isFloatDtype, itemSize } from './dtypes';
-import { decodeBf16Into, decodeF16Into } from './half';
+import { decodeHalfInto } from './half';
 import { MAX_HEADER_BYTES, TensorInfo, parseHeader } from './safetensors-header';
 
 export type { TensorInfo } from './safetensors-header';
-export { writeSafetensors } from './safetensors-write';
+export { writeSafetensors, writeShardedSafetensors } from './safetensors-write';
 export type { LazyWritableTensor, WritableTensor } from './safetensors-write';
 
 /** ORT (and a single ArrayBuffer we hand it) cannot take a tensor over 2 GiB. */
@@ -94,8 +94,7 @@ export class SafetensorsFile {
       const len = Math.min(scratch.length, t.byteLength - done);
       this.readInto(name, scratch.subarray(0, len), t.byteOffset + done);
       const src = halves.subarray(0, len / 2); // [len/2] 16-bit patterns
-      if (t.dtype === 'F16') decodeF16Into(src, outBits, done / 2);
-      else decodeBf16Into(src, outBits, done / 2);
+      decodeHalfInto(t.dtype, src, outBits, done / 2);
     }
     return out;
   }
@@ -130,8 +129,7 @@ export class SafetensorsFile {
         continue;
       }
       this.readInto(name, raw, t.byteOffset + r * rowBytes);
-      if (t.dtype === 'F16') decodeF16Into(halves, outBits, i * C);
-      else decodeBf16Into(halves, outBits, i * C);
+      decodeHalfInto(t.dtype, halves, outBits, i * C);
     }
     return out;
   }
