@@ -209,6 +209,18 @@ describe('writeSafetensors round trips', () => {
     const p = tmpFile();
     expect(() => writeSafetensors(p, { w: { dtype: 'F16', shape: [2, 2], data: new Float32Array(3) } })).toThrow(/"w".*\[2, 2\] needs 4 values/);
   });
+
+  it('makes lazy tensors one at a time when they are written, and checks what they make against the shape', () => {
+    const p = tmpFile();
+    const made: string[] = [];
+    const lazy = (name: string, n: number) => ({ dtype: 'F32' as const, shape: [2], make: () => (made.push(name), Float32Array.from({ length: n }, (_, i) => i + 1)) });
+    writeSafetensors(p, { a: lazy('a', 2), b: lazy('b', 2) });
+    expect(made).toEqual(['a', 'b']);
+    const f = SafetensorsFile.open(p);
+    expect(Array.from(f.readFloat32('b'))).toEqual([1, 2]);
+    f.close();
+    expect(() => writeSafetensors(tmpFile(), { a: lazy('a', 3) })).toThrow(/"a".*\[2\] needs 2 values, data has 3/);
+  });
 });
 
 describe('non-float dtypes', () => {
@@ -307,7 +319,7 @@ describe('readRowsFloat32 (embedding lookups without the whole matrix)', () => {
       writeSafetensors(p, { w: { dtype, shape: [5, 3], data } });
       const f = SafetensorsFile.open(p);
       const full = f.readFloat32('w');
-      const rows = [4, 0, 4, 2];
+      const rows = [1, 4, 0, 4, 2, 1]; // repeats of rows first read at other positions than 0
       const got = f.readRowsFloat32('w', rows);
       const want = rows.flatMap((r) => Array.from(full.subarray(r * 3, r * 3 + 3)));
       expect(Array.from(got)).toEqual(want);
