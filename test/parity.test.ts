@@ -146,6 +146,7 @@ describe('long prompts', () => {
     // in scale or direction makes g·v differ from the true derivative along v).
     const gA = g.grads.get('layers.1.mixer.A_log')!.data;
     const norm = Math.hypot(...gA);
+    expect(norm, 'the A_log gradient is not zero').toBeGreaterThan(1e-3);
     const v = gA.map((x) => (4 * x) / norm); // |v| = 4: fd ≈ 4|g| ≈ 0.07, well above the 2e-3 tolerance
     const lossAt = async (s: number) => {
       const r = await model.withWeights(new Map([['layers.1.mixer.A_log', new Tensor(W.data.map((x, i) => x + s * v[i]), W.shape)]])).run([ids]);
