@@ -22,11 +22,38 @@ function maxAbsDiff(t: Tensor, ref: unknown): number {
   return m;
 }
 
+/**
+ * Fixture key → our hook, per layer. Layouts (batch index dropped, row-major): Mamba's arrays are
+ * [T,E] ([T,N] for B/C, [T,D] for norm and mixer_out), `state` is [T,E,N] = our mixer.state [B,T,E,N].
+ * GPT-NeoX: HF views query_key_value's output as [B,T,H,3·Dh] and splits each head's 3·Dh into q|k|v,
+ * then transposes to [B,H,T,Dh], which is exactly our attn.q/k/v [B,H,T,Dh]; `scores` and `pattern`
+ * are [H,T,T] (query, key) like ours; `z` is the dense input [T,H·Dh] with head h at columns
+ * h·Dh..(h+1)·Dh, our attn.z [B,T,D]. HF's `scores` are recorded before its causal mask (its mask
+ * constant is the float minimum, ours −1e9): they are compared where key ≤ query, and ours must be
+ * masked (< −1e8) elsewhere.
+ */
 const MAMBA_KEYS: Record<string, string> = {
-  x_in_proj: 'mixer.x', z_in_proj: 'mixer.z', conv_out: 'mixer.conv', ssm_in: 'mixer.ssm_in', dt: 'mixer.dt', B: 'mixer.B', C: 'mixer.C',
-  ssm_out: 'mixer.ssm_out', gate: 'mixer.gate', out_proj_in: 'mixer.out_proj_in', mixer_out: 'mixer.out',
+  norm: 'norm', x_in_proj: 'mixer.x', z_in_proj: 'mixer.z', conv_out: 'mixer.conv', ssm_in: 'mixer.ssm_in', dt: 'mixer.dt', B: 'mixer.B', C: 'mixer.C',
+  state: 'mixer.state', ssm_out: 'mixer.ssm_out', gate: 'mixer.gate', out_proj_in: 'mixer.out_proj_in', mixer_out: 'mixer.out',
 };
-const NEOX_KEYS: Record<string, string> = { attn_out: 'attn.out', mlp_key: 'mlp.key', mlp_out: 'mlp.out' };
+const NEOX_KEYS: Record<string, string> = {
+  ln1: 'ln1', q: 'attn.q', k: 'attn.k', v: 'attn.v', scores: 'attn.scores', pattern: 'attn.pattern', z: 'attn.z', attn_out: 'attn.out',
+  ln2: 'ln2', mlp_pre: 'mlp.pre', mlp_key: 'mlp.key', mlp_out: 'mlp.out', resid_post: 'resid_post',
+};
+
+/** Causal scores: max |ours − HF's| where key ≤ query; every later key must be masked in ours. */
+function maxCausalScoreDiff(t: Tensor, ref: unknown): number {
+  const flat = (ref as unknown[]).flat(Infinity) as number[]; // [H,T,T]
+  expect(t.size).toBe(flat.length);
+  const T = t.shape[3];
+  let m = 0;
+  for (let i = 0; i < flat.length; i++) {
+    const [query, key] = [Math.floor(i / T) % T, i % T];
+    if (key <= query) m = Math.max(m, Math.abs(t.data[i] - flat[i]));
+    else expect(t.data[i]).toBeLessThan(-1e8);
+  }
+  return m;
+}
 
 for (const [fixture, keys, headNorm] of [['tiny-mamba', MAMBA_KEYS, 'norm_f'], ['tiny-neox', NEOX_KEYS, 'final_ln']] as const) {
   describe(`parity: ${fixture}`, () => {
@@ -54,8 +81,10 @@ for (const [fixture, keys, headNorm] of [['tiny-mamba', MAMBA_KEYS, 'norm_f'], [
         }
         expect(maxAbsDiff(res.cache.get(headNorm), c.hidden_states[L])).toBeLessThan(1e-4);
         for (let l = 0; l < L; l++) {
+          expect(Object.keys(c.layers[l]).sort(), 'every fixture array is compared').toEqual(Object.keys(keys).sort());
           for (const [fk, hk] of Object.entries(keys)) {
-            expect(maxAbsDiff(res.cache.get(`layers.${l}.${hk}`), c.layers[l][fk]), `layer ${l} ${fk}`).toBeLessThan(1e-4);
+            const diff = fk === 'scores' && fixture === 'tiny-neox' ? maxCausalScoreDiff : maxAbsDiff;
+            expect(diff(res.cache.get(`layers.${l}.${hk}`), c.layers[l][fk]), `layer ${l} ${fk}`).toBeLessThan(1e-4);
           }
         }
       });
