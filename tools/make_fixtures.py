@@ -46,6 +46,30 @@ def adopt_weights(m, name):
             state[k].copy_(v)
 
 
+def save(m, name):
+    """Writes the checkpoint (with --weights-from, the committed weights) and returns its folder."""
+    adopt_weights(m, name)
+    d = os.path.join(OUT, name)
+    m.save_pretrained(d, safe_serialization=True)
+    return d
+
+
+def nll_backward(m, x, module):
+    """Sum of next-token NLL of x, backpropagated; returns it and its gradient wrt `module`'s output."""
+    m.zero_grad()
+    holder = {}
+    def hook(mod, inp, out):
+        out.retain_grad(); holder["o"] = out
+        return out
+    h = module.register_forward_hook(hook)
+    out = m(x)
+    h.remove()
+    logp = torch.log_softmax(out.logits[0, :-1], -1)
+    nll = -logp.gather(1, x[0, 1:, None]).sum()
+    nll.backward()
+    return nll, holder["o"].grad
+
+
 def tolist(t):
     return t.detach().double().cpu().tolist()
 
@@ -67,9 +91,7 @@ def mamba_fixture(name, seed, cfg_kw, seqs):
                 p.copy_(torch.randn_like(p) * 0.5 - 2.0)
             else:
                 p.copy_(torch.randn_like(p) * (0.6 / math.sqrt(max(p.shape[-1], 1))))
-    adopt_weights(m, name)
-    d = os.path.join(OUT, name)
-    m.save_pretrained(d, safe_serialization=True)
+    d = save(m, name)
     cap = {}
     hooks = []
     for i, layer in enumerate(m.backbone.layers):
@@ -121,21 +143,11 @@ def mamba_fixture(name, seed, cfg_kw, seqs):
                            "norm": tolist(cap[f"layers.{i}.norm"][0]), "state": tolist(torch.stack(states))})
         case["layers"] = layers
         # gradient reference: NLL of next-token targets, wrt one mixer output and one weight
-        m.zero_grad()
         tgt_layer = cfg.num_hidden_layers // 2
-        holder = {}
-        def hook(mod, inp, out):
-            out.retain_grad(); holder["o"] = out
-            return out
-        h = m.backbone.layers[tgt_layer].mixer.out_proj.register_forward_hook(hook)
-        out = m(x)
-        h.remove()
-        logp = torch.log_softmax(out.logits[0, :-1], -1)
-        nll = -logp.gather(1, x[0, 1:, None]).sum()
-        nll.backward()
+        nll, d_out = nll_backward(m, x, m.backbone.layers[tgt_layer].mixer.out_proj)
         case["grad"] = {"loss": "sum of next-token NLL over positions", "loss_value": float(nll),
                          "layer": tgt_layer,
-                         "d_loss_d_mixer_out": tolist(holder["o"].grad[0]),
+                         "d_loss_d_mixer_out": tolist(d_out[0]),
                          "d_loss_d_out_proj_weight": tolist(m.backbone.layers[tgt_layer].mixer.out_proj.weight.grad)}
         ref["cases"].append(case)
     for hk in hooks: hk.remove()
@@ -155,9 +167,7 @@ def neox_fixture(name, seed, cfg_kw, seqs):
                 p.copy_((1.0 if n.endswith("weight") else 0.0) + 0.1 * torch.randn_like(p))
             else:
                 p.copy_(torch.randn_like(p) * (0.8 / math.sqrt(max(p.shape[-1], 1))))
-    adopt_weights(m, name)
-    d = os.path.join(OUT, name)
-    m.save_pretrained(d, safe_serialization=True)
+    d = save(m, name)
     cap = {}
     hooks = []
     # q/k/v after rotary reach the attention function as arguments: wrap it (eager) to record them per layer.
@@ -194,20 +204,10 @@ def neox_fixture(name, seed, cfg_kw, seqs):
                 "layers": [{"attn_out": tolist(cap[f"{i}.attn"][0]), "mlp_out": tolist(cap[f"{i}.mlp"][0]),
                             "mlp_key": tolist(cap[f"{i}.mlp_key"][0]),
                             **{k: tolist(cap[f"{i}.{k}"][0]) for k in NEOX_EXTRA}} for i in range(cfg.num_hidden_layers)]}
-        m.zero_grad()
         tgt_layer = cfg.num_hidden_layers // 2
-        holder = {}
-        def hook(mod, inp, out):
-            out.retain_grad(); holder["o"] = out
-            return out
-        h = m.gpt_neox.layers[tgt_layer].mlp.register_forward_hook(hook)
-        out = m(x)
-        h.remove()
-        logp = torch.log_softmax(out.logits[0, :-1], -1)
-        nll = -logp.gather(1, x[0, 1:, None]).sum()
-        nll.backward()
+        nll, d_out = nll_backward(m, x, m.gpt_neox.layers[tgt_layer].mlp)
         case["grad"] = {"loss": "sum of next-token NLL over positions", "loss_value": float(nll), "layer": tgt_layer,
-                         "d_loss_d_mlp_out": tolist(holder["o"].grad[0]),
+                         "d_loss_d_mlp_out": tolist(d_out[0]),
                          "d_loss_d_dense_4h_to_h_weight": tolist(m.gpt_neox.layers[tgt_layer].mlp.dense_4h_to_h.weight.grad)}
         ref["cases"].append(case)
     for hk in hooks: hk.remove()
