@@ -77,6 +77,7 @@ for (const [fixture, keys, headNorm] of [['tiny-mamba', MAMBA_KEYS, 'norm_f'], [
           expect(maxAbsDiff(res.cache.get('embed'), c.hidden_states[0])).toBeLessThan(1e-4);
           for (let l = 1; l < L; l++) expect(maxAbsDiff(res.cache.get(`layers.${l}.resid_pre`), c.hidden_states[l]), `hidden ${l}`).toBeLessThan(1e-4);
         } else {
+          expect(maxAbsDiff(res.cache.get('embed'), c.embed)).toBeLessThan(1e-4); // recorded separately: not in Mamba's hidden_states
           for (let l = 0; l < L; l++) expect(maxAbsDiff(res.cache.get(`layers.${l}.resid_post`), c.hidden_states[l]), `hidden ${l}`).toBeLessThan(1e-4);
         }
         expect(maxAbsDiff(res.cache.get(headNorm), c.hidden_states[L])).toBeLessThan(1e-4);

@@ -2,7 +2,7 @@
 
 Provenance: copied from the project's shared tools (shared/tools/make_fixtures.py, md5
 6a6b25c39b3b6973493c77e6287e2e9f), which made test/fixtures/tiny-{mamba,neox}; extended for issue #14 with
-the Mamba `norm` and per-position `state` arrays and every GPT-NeoX hook point (ln1, q/k/v, scores, pattern,
+the Mamba `embed`, `norm` and per-position `state` arrays and every GPT-NeoX hook point (ln1, q/k/v, scores, pattern,
 z, ln2, mlp_pre, resid_post). The weights, the sequences and every array the original wrote are unchanged:
 `--weights-from DIR` reuses the committed weights, and `--merge-into DIR` checks that a regeneration reproduces
 every committed array (to float32 rounding) and adds only the missing arrays to DIR's reference.json.
@@ -104,6 +104,8 @@ def mamba_fixture(name, seed, cfg_kw, seqs):
             cap[f"layers.{i}.out_proj_in"] = inp[0]
             cap[f"layers.{i}.mixer_out"] = out
         hooks.append(mixer.out_proj.register_forward_hook(oph))
+    # MambaModel's hidden_states start at layer 0's output, so the embedding output is recorded here.
+    hooks.append(m.backbone.embeddings.register_forward_hook(lambda mod, inp, out: cap.__setitem__("embed", out)))
     ref = {"model": name, "arch": "mamba", "config": cfg_kw, "cases": []}
     for ids in seqs:
         cap.clear()
@@ -111,7 +113,7 @@ def mamba_fixture(name, seed, cfg_kw, seqs):
         out = m(x, output_hidden_states=True)
         L = len(ids)
         case = {"input_ids": ids, "logits": tolist(out.logits[0]),
-                "hidden_states": [tolist(h[0]) for h in out.hidden_states]}
+                "hidden_states": [tolist(h[0]) for h in out.hidden_states], "embed": tolist(cap["embed"][0])}
         di = cfg.intermediate_size if hasattr(cfg, "intermediate_size") else cfg.expand * cfg.hidden_size
         layers = []
         for i in range(cfg.num_hidden_layers):
