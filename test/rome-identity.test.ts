@@ -88,10 +88,13 @@ describe('ROME identities', () => {
         const b = apply(W0.data, xs);
         return a.map((v, i) => v - b[i]); // ΔW xs
       };
-      const dAlong = maxAbs(d(cInvK));
-      expect(dAlong, 'the edit changes the output along C⁻¹k̄').toBeGreaterThan(0);
       const xNorm = Math.hypot(...xPerp);
       const cNorm = Math.hypot(...cInvK);
+      // Along C⁻¹k̄ itself ΔW gives w‖C⁻¹k̄‖ (u = C⁻¹k̄/‖C⁻¹k̄‖, sign included).
+      const wScaled = Array.from(e.delta.w, (wi) => wi * cNorm); // [valueDim]
+      const dAlong = maxAbs(wScaled);
+      expect(dAlong, 'the edit changes the output along C⁻¹k̄').toBeGreaterThan(1e-3);
+      expect(maxDiff(d(cInvK), wScaled) / dAlong).toBeLessThan(1e-4);
       // Relative to what the same-length key along C⁻¹k̄ changes: float32 rounding of W′ only.
       expect(maxAbs(d(xPerp)) / xNorm / (dAlong / cNorm)).toBeLessThan(1e-4);
     }, 120_000);
