@@ -10,7 +10,8 @@
  */
 import fs from 'fs';
 import path from 'path';
-import { expectedWeights, parseConfig, writeSafetensors } from '../src/io';
+import { expectedWeights, isStoredTransposed, parseConfig, writeSafetensors, type ModelConfig } from '../src/io';
+import { TRANSFORMER_ADAPTERS } from '../src/models/transformer-adapters';
 import { type LazyWritableTensor, writeShardedSafetensors } from '../src/io/safetensors';
 import { BenchModel, CACHE } from './configs';
 
@@ -39,7 +40,9 @@ export function checkpointDir(m: BenchModel, log: (s: string) => void = () => {}
       shardBytes = 0;
     }
     const s = seed++;
-    shards[shards.length - 1][storedName(name, cfg.arch)] = { dtype: 'F32', shape, make: () => init(name, shape, s) };
+    // GPT-2's Conv1D weights are stored [in,out]; random values need no transposing, only the stored shape.
+    const stored = isStoredTransposed(name, cfg.arch) ? [...shape].reverse() : shape;
+    shards[shards.length - 1][storedName(name, cfg.arch)] = { dtype: 'F32', shape: stored, make: () => init(name, shape, s) };
     shardBytes += bytes;
   }
   if (shards.length === 1) {
@@ -54,9 +57,12 @@ export function checkpointDir(m: BenchModel, log: (s: string) => void = () => {}
 }
 
 /** The name transformers' save_pretrained uses for a canonical weight name. */
-function storedName(name: string, arch: 'mamba' | 'gpt_neox'): string {
+function storedName(name: string, arch: ModelConfig['arch']): string {
   if (arch === 'mamba') return name === 'lm_head.weight' ? name : `backbone.${name}`;
-  return name === 'embed_out.weight' ? name : `gpt_neox.${name}`;
+  if (arch === 'gpt_neox') return name === 'embed_out.weight' ? name : `gpt_neox.${name}`;
+  const a = TRANSFORMER_ADAPTERS[arch];
+  if (name === a.head) return name;
+  return a.modelPrefix + (name.startsWith('layers.') ? a.layerPrefix + name.slice('layers.'.length) : name);
 }
 
 function init(name: string, shape: number[], seed: number): Float32Array {

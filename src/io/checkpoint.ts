@@ -10,7 +10,7 @@ import { readConfigFile } from './config';
 import { ModelConfig } from './config-types';
 import { SafetensorsFile, TensorInfo } from './safetensors';
 import { openWeightFiles } from './checkpoint-files';
-import { canonicalName, embeddingName, expectedWeights, unembeddingName } from './weights';
+import { canonicalName, embeddingName, expectedWeights, isStoredTransposed, unembeddingName } from './weights';
 import { FloatDtype, isFloatDtype } from './dtypes';
 import type { ExternalTensor } from '../graph/ir';
 import { Tokenizer } from './tokenizer';
@@ -66,7 +66,10 @@ export class Checkpoint {
   /** One weight as float32, streamed from disk (F16/BF16 widened exactly). */
   readFloat32(name: string): Float32Array {
     const e = this.entry(name);
-    return e.file.readFloat32(e.storedName);
+    const data = e.file.readFloat32(e.storedName);
+    if (!isStoredTransposed(name, this.config.arch)) return data;
+    const [rows, cols] = e.file.info(e.storedName).shape; // stored [in,out]
+    return transpose2d(data, rows, cols); // [out,in]
   }
 
   /** Rows of a 2-D weight (e.g. embedding rows for token ids) as float32 [rows.length, C]. */
@@ -81,6 +84,7 @@ export class Checkpoint {
    */
   external(name: string): ExternalTensor {
     const t = this.info(name);
+    if (isStoredTransposed(name, this.config.arch)) throw new CheckpointError(`${t.file}: "${t.storedName}" is a Conv1D weight stored [in,out]; onnxruntime cannot read it transposed, so packed mode is not available for ${this.config.arch}`);
     const dtype = ({ F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const)[t.dtype as FloatDtype];
     if (!dtype) throw new CheckpointError(`${t.file}: tensor "${t.storedName}" has dtype ${t.dtype}; only F32, F16 and BF16 weights can be read`);
     return { file: path.resolve(t.file), offset: t.byteOffset, length: t.byteLength, dtype };
@@ -148,6 +152,7 @@ export class Checkpoint {
   private checkTensor(name: string, shape: number[], problems: string[]): void {
     const t = this.info(name);
     const where = `"${name}" (stored as "${t.storedName}" in ${t.file})`;
+    if (isStoredTransposed(name, this.config.arch)) shape = [...shape].reverse(); // Conv1D [in,out]
     if (!sameShape(t.shape, shape)) problems.push(`${where}: shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
     if (!isFloatDtype(t.dtype)) problems.push(`${where}: dtype ${t.dtype}, expected F32, F16 or BF16`);
   }
@@ -201,6 +206,13 @@ function adoptPaddedVocab(config: ModelConfig, entries: Map<string, Entry>, note
 
 function describeConfig(c: ModelConfig): string {
   return `${c.arch}, ${c.nLayer} layers, d_model ${c.dModel}, vocab ${c.vocabSize}`;
+}
+
+/** [rows,cols] → [cols,rows]. */
+function transpose2d(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length); // [cols,rows]
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
+  return out;
 }
 
 function sameShape(a: number[], b: number[]): boolean {

@@ -69,7 +69,8 @@ function rotarySettings(f: ConfigFields): { pct: number; pctField: string; base:
   return { pct: pct.value, pctField: pct.field, base: base.value };
 }
 
-function agreeing(f: ConfigFields, sources: [ConfigFields | undefined, string][], fallback: number): { value: number; field: string } {
+/** The first of several places a number may sit (per transformers version); where several are present they must agree. */
+export function agreeing(f: ConfigFields, sources: [ConfigFields | undefined, string][], fallback: number): { value: number; field: string } {
   let found: { value: number; field: string } | undefined;
   for (const [obj, key] of sources) {
     if (obj === undefined || !obj.has(key)) continue;

@@ -43,4 +43,40 @@ export interface NeoxConfig {
   padTokenId: number | null;
 }
 
-export type ModelConfig = MambaConfig | NeoxConfig;
+/** The decoder-only transformers described as data by an adapter table (models/transformer-adapters.ts). */
+export type TransformerArch = 'gpt2' | 'llama' | 'mistral' | 'qwen2' | 'qwen3';
+
+export interface TransformerConfig {
+  arch: TransformerArch;
+  vocabSize: number;
+  dModel: number;
+  nLayer: number;
+  nHead: number;
+  /** Key/value heads (grouped-query attention when fewer than nHead). */
+  nKvHeads: number;
+  headDim: number;
+  dFF: number;
+  norm: 'layernorm' | 'rmsnorm';
+  eps: number;
+  /** GPT-2: tanh-approximated GELU on one projection; Llama family: SiLU(gate) ⊙ up. */
+  mlp: 'gelu_new' | 'silu_gated';
+  /** GPT-2: learned absolute positions; Llama family: rotary on the whole head. */
+  positions: 'learned' | 'rotary';
+  /** Leading dims of each head that get rotary embedding (0 for learned positions). */
+  rotaryDims: number;
+  rotaryBase: number;
+  maxPositions: number;
+  /** Bias on the q/k/v projections (GPT-2, Qwen2, Llama with attention_bias). */
+  qkvBias: boolean;
+  /** Bias on the attention output projection. */
+  outBias: boolean;
+  /** Bias on the MLP projections. */
+  mlpBias: boolean;
+  /** Qwen3: RMSNorm over each head's q and k before rotary. */
+  qkNorm: boolean;
+  tieEmbeddings: boolean;
+  eosTokenId: number;
+  padTokenId: number | null;
+}
+
+export type ModelConfig = MambaConfig | NeoxConfig | TransformerConfig;

@@ -7,12 +7,13 @@ import { CheckpointError } from './errors';
 import { ConfigFields, show } from './config-fields';
 import { parseHfMamba, parseOriginalMamba } from './config-mamba';
 import { parseNeox } from './config-neox';
+import { parseGpt2, parseLlamaFamily } from './config-transformer';
 import { ModelConfig } from './config-types';
 
-export type { MambaConfig, NeoxConfig, ModelConfig } from './config-types';
+export type { MambaConfig, NeoxConfig, ModelConfig, TransformerConfig } from './config-types';
 
 const SUPPORTED =
-  '"mamba" (MambaForCausalLM), "gpt_neox" (GPTNeoXForCausalLM / Pythia), ' +
+  '"mamba" (MambaForCausalLM), "gpt_neox" (GPTNeoXForCausalLM / Pythia), "gpt2", "llama", "mistral", "qwen2", "qwen3", ' +
   'or an original state-spaces/mamba-* config (d_model, n_layer and no model_type)';
 
 /** `file` is only used in error messages. */
@@ -28,6 +29,8 @@ export function parseConfig(json: unknown, file: string): ModelConfig {
   }
   if (modelType === 'mamba') return parseHfMamba(f);
   if (modelType === 'gpt_neox') return parseNeox(f);
+  if (modelType === 'gpt2') return parseGpt2(f);
+  if (modelType === 'llama' || modelType === 'mistral' || modelType === 'qwen2' || modelType === 'qwen3') return parseLlamaFamily(f, modelType);
   throw new CheckpointError(`${file}: unsupported "model_type" ${show(modelType)}; supported: ${SUPPORTED}`);
 }
 

@@ -2,10 +2,10 @@
 export { openCheckpoint, Checkpoint } from './checkpoint';
 export type { CheckpointTensorInfo } from './checkpoint';
 export { parseConfig, readConfigFile } from './config';
-export type { MambaConfig, NeoxConfig, ModelConfig } from './config-types';
+export type { MambaConfig, NeoxConfig, ModelConfig, TransformerConfig, TransformerArch } from './config-types';
 export { SafetensorsFile, writeSafetensors, MAX_TENSOR_BYTES } from './safetensors';
 export type { TensorInfo, WritableTensor } from './safetensors';
-export { expectedWeights, canonicalName, embeddingName, unembeddingName } from './weights';
+export { expectedWeights, canonicalName, embeddingName, unembeddingName, isStoredTransposed } from './weights';
 export { Tokenizer } from './tokenizer';
 export { CheckpointError } from './errors';
 export type { Dtype, FloatDtype } from './dtypes';

@@ -2,20 +2,29 @@
  * Canonical (prefix-free) weight names and shapes per architecture, and the
  * mapping from the names files actually use to the canonical ones.
  */
-import { MambaConfig, ModelConfig, NeoxConfig } from './config-types';
+import { MambaConfig, ModelConfig, NeoxConfig, TransformerConfig } from './config-types';
+import { isConv1dWeight, TRANSFORMER_ADAPTERS, transformerCanonicalName } from '../models/transformer-adapters';
 
 export function expectedWeights(cfg: ModelConfig): Map<string, number[]> {
-  return cfg.arch === 'mamba' ? mambaWeights(cfg) : neoxWeights(cfg);
+  if (cfg.arch === 'mamba') return mambaWeights(cfg);
+  return cfg.arch === 'gpt_neox' ? neoxWeights(cfg) : transformerWeights(cfg);
 }
 
 /** Name of the input embedding matrix [V, D]. */
 export function embeddingName(arch: ModelConfig['arch']): string {
-  return arch === 'mamba' ? 'embeddings.weight' : 'embed_in.weight';
+  if (arch === 'mamba') return 'embeddings.weight';
+  return arch === 'gpt_neox' ? 'embed_in.weight' : TRANSFORMER_ADAPTERS[arch].embed;
 }
 
 /** Name of a separate output projection [V, D]; unused when embeddings are tied. */
 export function unembeddingName(arch: ModelConfig['arch']): string {
-  return arch === 'mamba' ? 'lm_head.weight' : 'embed_out.weight';
+  if (arch === 'mamba') return 'lm_head.weight';
+  return arch === 'gpt_neox' ? 'embed_out.weight' : TRANSFORMER_ADAPTERS[arch].head;
+}
+
+/** Canonical weights stored transposed on disk ([in,out], GPT-2 Conv1D): read back as [out,in]. */
+export function isStoredTransposed(name: string, arch: ModelConfig['arch']): boolean {
+  return arch !== 'mamba' && arch !== 'gpt_neox' && isConv1dWeight(name, TRANSFORMER_ADAPTERS[arch]);
 }
 
 function mambaWeights(c: MambaConfig): Map<string, number[]> {
@@ -67,6 +76,45 @@ function neoxWeights(c: NeoxConfig): Map<string, number[]> {
   return w;
 }
 
+/** GPT-2 and the Llama family, from the family's adapter table; matrices in [out,in] layout. */
+function transformerWeights(c: TransformerConfig): Map<string, number[]> {
+  const a = TRANSFORMER_ADAPTERS[c.arch];
+  const { vocabSize: V, dModel: D, dFF: F, nHead: H, nKvHeads: Hkv, headDim: Dh } = c;
+  const w = new Map<string, number[]>();
+  const linear = (p: string, module: string, out: number, inDim: number, bias: boolean) => {
+    w.set(`${p}${module}.weight`, [out, inDim]);
+    if (bias) w.set(`${p}${module}.bias`, [out]);
+  };
+  const norm = (p: string, module: string, dim: number) => {
+    w.set(`${p}${module}.weight`, [dim]);
+    if (c.norm === 'layernorm') w.set(`${p}${module}.bias`, [dim]);
+  };
+  w.set(a.embed, [V, D]);
+  if (a.posEmbed) w.set(a.posEmbed, [c.maxPositions, D]);
+  for (let i = 0; i < c.nLayer; i++) {
+    const p = `layers.${i}.`;
+    norm(p, a.ln1, D);
+    norm(p, a.ln2, D);
+    if ('fused' in a.qkv) linear(p, a.qkv.fused, (H + 2 * Hkv) * Dh, D, c.qkvBias); // rows [q; k; v]
+    else {
+      linear(p, a.qkv.q, H * Dh, D, c.qkvBias);
+      linear(p, a.qkv.k, Hkv * Dh, D, c.qkvBias);
+      linear(p, a.qkv.v, Hkv * Dh, D, c.qkvBias);
+    }
+    if (a.qNorm && a.kNorm) {
+      norm(p, a.qNorm, Dh);
+      norm(p, a.kNorm, Dh);
+    }
+    linear(p, a.out, D, H * Dh, c.outBias);
+    if (a.gate) linear(p, a.gate, F, D, c.mlpBias);
+    linear(p, a.up, F, D, c.mlpBias);
+    linear(p, a.down, D, F, c.mlpBias);
+  }
+  norm('', a.finalNorm, D);
+  if (!c.tieEmbeddings) w.set(a.head, [V, D]);
+  return w;
+}
+
 /** Buffers older GPT-NeoX checkpoints carry (causal mask, rotary table); recomputed, never loaded. */
 const NEOX_BUFFER = /^layers\.\d+\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$/;
 
@@ -79,6 +127,7 @@ export function canonicalName(fileName: string, arch: ModelConfig['arch']): stri
     const name = fileName.startsWith('backbone.') ? fileName.slice('backbone.'.length) : fileName;
     return name === 'embedding.weight' ? 'embeddings.weight' : name; // original state-spaces spelling
   }
+  if (arch !== 'gpt_neox') return transformerCanonicalName(fileName, TRANSFORMER_ADAPTERS[arch]);
   const name = fileName.startsWith('gpt_neox.') ? fileName.slice('gpt_neox.'.length) : fileName;
   return NEOX_BUFFER.test(name) ? null : name;
 }

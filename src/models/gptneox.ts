@@ -48,7 +48,7 @@ function rotateHalfMatrix(rd: number): Float32Array {
   return R;
 }
 
-function applyRotary(g: Graph, x: Value, cos: Value, sin: Value, rd: number, dh: number): Value {
+export function applyRotary(g: Graph, x: Value, cos: Value, sin: Value, rd: number, dh: number): Value {
   if (rd === 0) return x;
   const rot = g.slice(x, 3, 0, rd); // [B,H,T,Rd]
   const R = g.constant(rotateHalfMatrix(rd), [rd, rd]);
@@ -105,7 +105,7 @@ export function neoxHeadStage(cfg: NeoxConfig): StageDef {
 }
 
 /** Rotary tables for positions 0..T-1 (as HF computes them, in float64 then rounded). */
-export function rotaryTables(cfg: NeoxConfig, T: number): { cos: Float32Array; sin: Float32Array } {
+export function rotaryTables(cfg: Pick<NeoxConfig, 'rotaryDims' | 'rotaryBase'>, T: number): { cos: Float32Array; sin: Float32Array } {
   const rd = cfg.rotaryDims;
   const cos = new Float32Array(T * rd); // [T,Rd]
   const sin = new Float32Array(T * rd); // [T,Rd]

@@ -80,7 +80,7 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
     hooks.set(c, [...(hooks.get(c) ?? []), fn]);
   }
   const wanted = new Set((opts.cache ?? []).map((n) => resolve(n).name));
-  if ((opts.state || opts.statePatches?.length) && model.arch !== 'mamba') throw new FactlensError('state: only Mamba models have a recurrent state');
+  if ((opts.state || opts.statePatches?.length) && !model.recurrent) throw new FactlensError('state: only Mamba models have a recurrent state');
   for (const p of opts.statePatches ?? []) if (p.layer < 0 || p.layer >= L) throw new FactlensError(`state patch: layer ${p.layer} is out of range 0..${L - 1}`);
 
   const offsets = opts.positionOffsets ?? new Array(batch.B).fill(0);
@@ -116,7 +116,7 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
   const packed = hookFree ? model.packedWeights : null;
   const mode = opts.logits ?? 'all';
   const withHead = until === L && mode !== 'none';
-  const headPlan = planFor('', hooks, wanted, { name: '', layer: null, batch, offsets }, [model.arch === 'mamba' ? 'norm_f' : 'final_ln', 'logits']);
+  const headPlan = planFor('', hooks, wanted, { name: '', layer: null, batch, offsets }, [model.recurrent ? 'norm_f' : 'final_ln', 'logits']);
   // Packed only when the whole run is plain, so a hooked run equals the default model's bit for bit.
   const headDef = packed && !headPlan.reads.size && !headPlan.writes.size ? packed.stage(model.headStage) : model.headStage;
   // onnxruntime holds the unembedding twice while it packs it: do that before the layers' packed weights exist.
@@ -176,19 +176,22 @@ function planFor(prefix: string, hooks: Map<string, HookFn[]>, wanted: Set<strin
 /** Architecture-specific activation inputs of layer l. */
 function layerInputs(model: Model, batch: Batch, init?: MambaState): (l: number) => Record<string, Tensor> {
   const { B, T } = batch;
-  if (model.arch === 'mamba') {
-    const { dInner: E, dState: N, convKernel: K } = model.mambaConfig;
+  const c = model.config;
+  if (c.arch === 'mamba') {
+    const { dInner: E, dState: N, convKernel: K } = c;
     const zeroConv = Tensor.zeros([B, K - 1, E]);
     const zeroSsm = Tensor.zeros([B, E, N]);
     return (l) => ({ conv_state: init?.conv[l] ?? zeroConv, ssm_state: init?.ssm[l] ?? zeroSsm });
   }
-  const { cos, sin } = rotaryTables(model.neoxConfig, T);
-  const rd = model.neoxConfig.rotaryDims;
+  const rd = c.rotaryDims;
+  const { cos, sin } = rotaryTables(c, T);
   const mask = new Float32Array(B * T * T); // [B,1,T,T] additive
   for (let b = 0; b < B; b++) {
     for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) if (j > i || j >= batch.lengths[b]) mask[(b * T + i) * T + j] = -1e9;
   }
-  const fixed = { rope_cos: new Tensor(cos, [T, rd]), rope_sin: new Tensor(sin, [T, rd]), attn_mask: new Tensor(mask, [B, 1, T, T]) };
+  const attn_mask = new Tensor(mask, [B, 1, T, T]);
+  // Learned positions (GPT-2) are added to the embedding instead: no rotary tables.
+  const fixed: Record<string, Tensor> = rd === 0 ? { attn_mask } : { rope_cos: new Tensor(cos, [T, rd]), rope_sin: new Tensor(sin, [T, rd]), attn_mask };
   return () => fixed;
 }
 

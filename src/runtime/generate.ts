@@ -79,7 +79,7 @@ async function generateGroup(model: Model, prompts: number[][], opts: GenerateOp
   let state: MambaState | undefined;
   for (let step = 0; step < maxNew && done.some((d) => !d); step++) {
     let logits: Tensor; // [B,1,V]
-    if (model.arch === 'mamba') {
+    if (model.recurrent) {
       const feed = step === 0 ? seqs : seqs.map((s) => [s[s.length - 1]]);
       const res = await model.run(makeBatch(feed, V, model.padId), { logits: 'last', state, returnState: true });
       state = res.state;

@@ -8,8 +8,13 @@ import { FactlensError } from '../errors';
 import type { HookPoints } from '../models/hook-points';
 import { MAMBA_HOOKS } from '../models/mamba';
 import { NEOX_HOOKS } from '../models/gptneox';
+import { TRANSFORMER_HOOKS, UNGATED_TRANSFORMER_HOOKS } from '../models/transformer';
+import type { ModelConfig } from '../io/config-types';
 
-export type Arch = 'mamba' | 'gpt_neox';
+export type Arch = ModelConfig['arch'];
+
+/** Every architecture, in the order of the docs. */
+export const ARCHS: readonly Arch[] = ['mamba', 'gpt_neox', 'gpt2', 'llama', 'mistral', 'qwen2', 'qwen3'];
 
 export interface HookDoc {
   local: string; // name inside layer i (or a model-level name)
@@ -18,7 +23,15 @@ export interface HookDoc {
   perLayer: boolean;
 }
 
-const DECLARED: Record<Arch, HookPoints> = { mamba: MAMBA_HOOKS, gpt_neox: NEOX_HOOKS };
+const DECLARED: Record<Arch, HookPoints> = {
+  mamba: MAMBA_HOOKS,
+  gpt_neox: NEOX_HOOKS,
+  gpt2: UNGATED_TRANSFORMER_HOOKS,
+  llama: TRANSFORMER_HOOKS,
+  mistral: TRANSFORMER_HOOKS,
+  qwen2: TRANSFORMER_HOOKS,
+  qwen3: TRANSFORMER_HOOKS,
+};
 
 export function hookDocs(arch: Arch, parallelResidual = true): HookDoc[] {
   return Object.entries(DECLARED[arch])
@@ -36,8 +49,9 @@ function aliasTable(arch: Arch, scope: 'layer' | 'model'): Record<string, string
   return out;
 }
 
-const LAYER_ALIASES: Record<Arch, Record<string, string>> = { mamba: aliasTable('mamba', 'layer'), gpt_neox: aliasTable('gpt_neox', 'layer') };
-const GLOBAL_ALIASES: Record<Arch, Record<string, string>> = { mamba: aliasTable('mamba', 'model'), gpt_neox: aliasTable('gpt_neox', 'model') };
+const perArch = (scope: 'layer' | 'model') => Object.fromEntries(ARCHS.map((a) => [a, aliasTable(a, scope)])) as Record<Arch, Record<string, string>>;
+const LAYER_ALIASES = perArch('layer');
+const GLOBAL_ALIASES = perArch('model');
 
 /** Every accepted (not deprecated) alias spelling of a canonical local hook name. */
 export function aliasesOf(arch: Arch, local: string): string[] {
@@ -68,7 +82,7 @@ export interface HookName {
 export function resolveHook(raw: string, arch: Arch, nLayers: number, parallelResidual = true): HookName {
   const docs = hookDocs(arch, parallelResidual);
   const locals = new Set(docs.map((d) => d.local));
-  const stripped = raw.replace(/^(backbone|gpt_neox|model)\./, '');
+  const stripped = raw.replace(/^(backbone|gpt_neox|model|transformer)\./, '');
   const m = /^(?:layers|blocks|h)\.(\d+)(?:\.(.*))?$/.exec(stripped);
   if (m) {
     const layer = Number(m[1]);

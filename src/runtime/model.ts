@@ -5,13 +5,15 @@
  * the original is never touched, so restoring an edit is free.
  */
 import { FactlensError } from '../errors';
-import type { MambaConfig, ModelConfig, NeoxConfig } from '../io/config';
+import type { MambaConfig, ModelConfig, NeoxConfig, TransformerConfig } from '../io/config';
 import type { Tokenizer } from '../io/tokenizer';
 import { openCheckpoint } from '../io/checkpoint';
-import { embeddingName, expectedWeights, unembeddingName } from '../io/weights';
+import { embeddingName, expectedWeights, isStoredTransposed, unembeddingName } from '../io/weights';
 import { mambaHeadStage, mambaLayerStage } from '../models/mamba';
 import { nativeAddon } from '../graph/native-addon';
 import { neoxHeadStage, neoxLayerStage } from '../models/gptneox';
+import { transformerHeadStage, transformerLayerStage } from '../models/transformer';
+import { TRANSFORMER_ADAPTERS } from '../models/transformer-adapters';
 import { Batch, makeBatch } from './batch';
 import { runModel, RunOptions, RunResult } from './forward';
 import { StageDef } from './stage';
@@ -39,9 +41,12 @@ export class Model {
     if (config.arch === 'mamba') {
       this.layerStage = mambaLayerStage(config, nativeScan);
       this.headStage = mambaHeadStage(config);
-    } else {
+    } else if (config.arch === 'gpt_neox') {
       this.layerStage = neoxLayerStage(config);
       this.headStage = neoxHeadStage(config);
+    } else {
+      this.layerStage = transformerLayerStage(config);
+      this.headStage = transformerHeadStage(config);
     }
   }
 
@@ -56,6 +61,11 @@ export class Model {
     const ckpt = openCheckpoint(dir);
     ckpt.validate();
     const shapes = new Map([...expectedWeights(ckpt.config)].filter(([name]) => ckpt.has(name))); // a tied head is resolved in weight()
+    const transposed = [...shapes.keys()].find((n) => isStoredTransposed(n, ckpt.config.arch));
+    if (opts.packed && transposed !== undefined) {
+      ckpt.close();
+      throw new FactlensError(`${dir}: packed: true is not available for ${ckpt.config.arch}: "${transposed}" is stored as a Conv1D [in,out] matrix, which onnxruntime cannot read transposed`);
+    }
     const tokenizer = ckpt.hasTokenizer() ? ckpt.loadTokenizer() : null;
     const name = opts.name ?? dir.split('/').filter(Boolean).pop();
     const nativeScan = opts.nativeScan ?? nativeAddon() !== null;
@@ -92,11 +102,34 @@ export class Model {
   }
 
   get parallelResidual(): boolean {
-    return this.config.arch === 'gpt_neox' ? this.config.parallelResidual : true;
+    if (this.config.arch === 'mamba') return true;
+    return this.config.arch === 'gpt_neox' ? this.config.parallelResidual : false;
+  }
+
+  /** Does the model carry a recurrent state between tokens (Mamba), which generation and resumed runs reuse? */
+  get recurrent(): boolean {
+    return this.config.arch === 'mamba';
+  }
+
+  /** Positions the model can read: learned or trained rotary positions (undefined for Mamba: no limit). */
+  get maxPositions(): number | undefined {
+    return this.config.arch === 'mamba' ? undefined : this.config.maxPositions;
   }
 
   get mambaConfig(): MambaConfig {
     if (this.config.arch !== 'mamba') throw new FactlensError(`${this.name} is a ${this.config.arch} model, not Mamba`);
+    return this.config;
+  }
+
+  /** The MLP down projection (ROME's W_down, module name inside a layer) and its input width; null for Mamba. */
+  get mlpDown(): { module: string; dFF: number } | null {
+    const c = this.config;
+    if (c.arch === 'mamba') return null;
+    return { module: c.arch === 'gpt_neox' ? 'mlp.dense_4h_to_h' : TRANSFORMER_ADAPTERS[c.arch].down, dFF: c.dFF };
+  }
+
+  get transformerConfig(): TransformerConfig {
+    if (this.config.arch === 'mamba' || this.config.arch === 'gpt_neox') throw new FactlensError(`${this.name} is a ${this.config.arch} model, not GPT-2 / Llama-family`);
     return this.config;
   }
 
@@ -111,8 +144,7 @@ export class Model {
     if (this.packed && !this.packed.retired && !this.overrides.has(name) && !this.base.isResident(name)) this.packed.retire();
     const w = this.overrides.get(name) ?? this.base.get(name);
     if (w) return w;
-    if (name === 'lm_head.weight' && this.config.tieEmbeddings) return this.weight('embeddings.weight');
-    if (name === 'embed_out.weight' && this.config.tieEmbeddings) return this.weight('embed_in.weight');
+    if (name === unembeddingName(this.arch) && this.config.tieEmbeddings) return this.weight(embeddingName(this.arch));
     throw new FactlensError(`${this.name}: no weight "${name}"`);
   }
 
@@ -183,7 +215,20 @@ export class Model {
     const name = embeddingName(this.arch);
     const edited = this.overrides.get(name);
     const rows = edited ? gatherRows(edited, batch.ids) : this.base.rows(name, batch.ids); // [B*T,D]
+    const pos = this.positionEmbedding(batch);
+    if (pos) for (let i = 0; i < rows.length; i++) rows[i] += pos[i];
     return new Tensor(rows, [batch.B, batch.T, this.config.dModel]);
+  }
+
+  /** GPT-2's learned position rows for positions 0..T-1 of every row [B*T,D], or null (rotary / no positions). */
+  private positionEmbedding(batch: Batch): Float32Array | null {
+    if (this.config.arch === 'mamba' || this.config.arch === 'gpt_neox') return null;
+    const name = TRANSFORMER_ADAPTERS[this.config.arch].posEmbed;
+    if (name === undefined) return null;
+    if (batch.T > this.config.maxPositions) throw new FactlensError(`${this.name}: ${batch.T} tokens exceed the ${this.config.maxPositions} learned positions (n_positions)`);
+    const positions = Array.from({ length: batch.B * batch.T }, (_, i) => i % batch.T);
+    const edited = this.overrides.get(name);
+    return edited ? gatherRows(edited, positions) : this.base.rows(name, positions); // [B*T,D]
   }
 
   run(input: ModelInput, opts: RunOptions = {}): Promise<RunResult> {

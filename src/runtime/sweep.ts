@@ -51,7 +51,7 @@ export async function sweep(model: Model, grid: Table | Row[], opts: SweepOption
   const bs = opts.batchSize ?? autoBatchSize(model, T);
   const results: Row[] = new Array(rows.length);
   const starts = rows.map((r) => opts.prefix?.startLayer(r) ?? 0);
-  const positions = rows.map((r) => (opts.prefix?.startPosition && model.arch === 'mamba' ? opts.prefix.startPosition(r) : 0));
+  const positions = rows.map((r) => (opts.prefix?.startPosition && model.recurrent ? opts.prefix.startPosition(r) : 0));
   const lengths = rows.map((r) => inputFor(r).length);
   const stateOf = (layer: number, position: number, row: Row) => {
     if (!opts.prefix?.state) throw new FactlensError('sweep: prefix.startPosition needs prefix.state (see mambaStateAt)');

@@ -38,7 +38,21 @@ const KINDS: Record<Arch, KindInfo[]> = {
     { kind: 'mlp', local: 'mlp.out', windowed: true, label: 'MLP output', romba: 'gpt_neox.layers.{l}.mlp', viz: 'mlp' },
     { kind: 'attn', local: 'attn.out', windowed: true, label: 'attention output', romba: 'gpt_neox.layers.{l}.attention', viz: 'attn' },
   ],
+  gpt2: transformerKinds('transformer.h.{l}', 'attn'),
+  llama: transformerKinds('model.layers.{l}', 'self_attn'),
+  mistral: transformerKinds('model.layers.{l}', 'self_attn'),
+  qwen2: transformerKinds('model.layers.{l}', 'self_attn'),
+  qwen3: transformerKinds('model.layers.{l}', 'self_attn'),
 };
+
+/** GPT-2 and the Llama family: the same kinds as Pythia, named by their Hugging Face module paths. */
+function transformerKinds(layer: string, attn: string): KindInfo[] {
+  return [
+    { kind: 'residual', local: 'resid_post', windowed: false, label: 'residual h', romba: layer, viz: 'residual' },
+    { kind: 'mlp', local: 'mlp.out', windowed: true, label: 'MLP output', romba: `${layer}.mlp`, viz: 'mlp' },
+    { kind: 'attn', local: 'attn.out', windowed: true, label: 'attention output', romba: `${layer}.${attn}`, viz: 'attn' },
+  ];
+}
 
 /** The kinds a model architecture supports, in the paper's order. */
 export function traceKinds(arch: Arch): TraceKind[] {
@@ -54,7 +68,7 @@ export function kindInfo(arch: Arch, kind: TraceKind): KindInfo {
 
 /** The paper's window (10 layers) and the depths it was used at. */
 export const PAPER_WINDOW = 10;
-export const PAPER_LAYERS: Record<Arch, number> = { mamba: 64, gpt_neox: 32 };
+export const PAPER_LAYERS: Record<Arch, number> = { mamba: 64, gpt_neox: 32, gpt2: 32, llama: 32, mistral: 32, qwen2: 32, qwen3: 32 };
 
 /**
  * The paper's window scaled to a model's depth (10 of Mamba-2.8b's 64 layers, 10 of Pythia-2.8b's

@@ -91,7 +91,7 @@ function resolveCorpus(c: StatsOptions['corpus']): Corpus {
 export async function secondMoments(model: Model, sites: Array<EditSite | { layer: number; keyHook: string }>, opts: StatsOptions = {}): Promise<SecondMoment[]> {
   const corpus = resolveCorpus(opts.corpus);
   const samples = opts.samples ?? 100_000;
-  const maxPos = model.arch === 'gpt_neox' ? model.neoxConfig.maxPositions : undefined;
+  const maxPos = model.maxPositions;
   const maxLength = Math.min(opts.maxLength ?? 2048, maxPos ?? Infinity);
   if (!(samples > 0) || !Number.isInteger(samples)) throw new FactlensError(`stats: samples must be a positive integer, got ${samples}`);
   const root = typeof opts.cache === 'string' ? opts.cache : undefined;
