@@ -1,6 +1,6 @@
 /**
  * The hook registry is complete, per architecture: every hook point a model declares (MAMBA_HOOKS,
- * NEOX_HOOKS) is produced by its graphs with the declared shape, and every point the graphs produce
+ * NEOX_HOOKS, TRANSFORMER_HOOKS for each adapter-table fixture) is produced by its graphs with the declared shape, and every point the graphs produce
  * is declared. Plus the deprecated alias `hook_ssm_out` (o, not s): it still resolves, and warns once.
  */
 import path from 'path';
@@ -24,7 +24,7 @@ function resolveShape(shape: string, sizes: Record<string, number>): number[] {
   });
 }
 
-for (const fixture of ['tiny-mamba', 'tiny-neox']) {
+for (const fixture of ['tiny-mamba', 'tiny-neox', 'tiny-gpt2', 'tiny-llama', 'tiny-mistral', 'tiny-qwen2', 'tiny-qwen3']) {
   describe(`hook registry: ${fixture}`, () => {
     it('every declared point is produced with its declared shape, and every produced point is declared', async () => {
       const model = await Model.load(path.join(FIX, fixture));
@@ -39,9 +39,11 @@ for (const fixture of ['tiny-mamba', 'tiny-neox']) {
       const ids = [[3, 17, 250, 9, 41], [88, 2, 7, 301, 5]]; // B = 2, equal lengths (no padding)
       const res = await model.runWithCache(ids, allHookNames(model.arch, model.nLayers, model.parallelResidual));
       const c = model.config;
-      const sizes: Record<string, number> = model.arch === 'mamba'
-        ? { B: 2, T, P: T, D: c.dModel, E: model.mambaConfig.dInner, N: model.mambaConfig.dState, V: c.vocabSize }
-        : { B: 2, T, P: T, D: c.dModel, H: model.neoxConfig.nHead, Dh: model.neoxConfig.headDim, F: model.neoxConfig.dFF, V: c.vocabSize };
+      const sizes: Record<string, number> = c.arch === 'mamba'
+        ? { B: 2, T, P: T, D: c.dModel, E: c.dInner, N: c.dState, V: c.vocabSize }
+        : c.arch === 'gpt_neox'
+          ? { B: 2, T, P: T, D: c.dModel, H: c.nHead, Dh: c.headDim, F: c.dFF, V: c.vocabSize }
+          : { B: 2, T, P: T, D: c.dModel, H: c.nHead, Hkv: c.nKvHeads, Dh: c.headDim, HDh: c.nHead * c.headDim, F: c.dFF, V: c.vocabSize };
       for (const d of docs) {
         const names = d.perLayer ? Array.from({ length: model.nLayers }, (_, l) => `layers.${l}.${d.local}`) : [d.local];
         for (const n of names) expect(res.cache.get(n).shape, n).toEqual(resolveShape(d.shape, sizes));

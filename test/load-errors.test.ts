@@ -74,8 +74,8 @@ describe('Model.load on corrupted checkpoints', () => {
   });
 
   it('unknown model_type', async () => {
-    const dir = corrupted('llama', (d) => editConfig(d, (c) => (c.model_type = 'llama')));
-    await loadFails(dir, /model_type/, /llama/, /config\.json/);
+    const dir = corrupted('bert', (d) => editConfig(d, (c) => (c.model_type = 'bert')));
+    await loadFails(dir, /model_type/, /bert/, /config\.json/);
   });
 
   it('a missing config key', async () => {
