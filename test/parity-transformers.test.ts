@@ -67,9 +67,9 @@ for (const fixture of TRANSFORMER_FIXTURES) {
         }
       });
 
-      it(`case ${ci}: loss and gradients (embedding, MLP output, down projection weight) match PyTorch`, async () => {
+      // One token has no next token, so no loss to differentiate (the NeoX parity test covers that empty loss).
+      if (c.input_ids.length > 1) it(`case ${ci}: loss and gradients (embedding, MLP output, down projection weight) match PyTorch`, async () => {
         const g = c.grad;
-        if (c.input_ids.length === 1) return; // no next token: nothing to compare (the NeoX parity test covers the empty loss)
         const mlp = model.mlpDown!;
         const hook = `layers.${g.layer}.mlp.out`;
         const weight = `layers.${g.layer}.${mlp.module}.weight`;
