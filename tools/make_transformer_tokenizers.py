@@ -19,7 +19,11 @@ OUT = sys.argv[1]
 HERE = os.path.dirname(os.path.abspath(__file__))
 REF = json.load(open(os.path.join(HERE, "..", "test", "fixtures", "tokenizer-reference.json")))
 TEXTS = [c["text"] for c in REF["tokenizers"]["demo_8192"]]
-CORPUS = TEXTS + open(os.path.join(HERE, "..", "README.md"), encoding="utf8").read().split("\n")
+# Strings whose pre-tokenization differs between the two styles (digit runs, upper-case contractions, space runs), in
+# the corpus too so that merges exist across the boundaries one style draws and the other does not.
+EXTRA = ["a<|endoftext|>b", "<|begin_of_text|>Paris is", "  two  spaces\n\nand lines", "It's 12345 o'clock", "IT'S 2024-11-05, HE'LL see",
+         "Call 5551234567 now", "x\n\n   y"]
+CORPUS = TEXTS + EXTRA * 20 + open(os.path.join(HERE, "..", "README.md"), encoding="utf8").read().split("\n")
 LLAMA3_REGEX = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 
 
@@ -27,7 +31,7 @@ def gpt2_style():
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(vocab_size=1500, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(CORPUS, trainer)
     return tok
 
@@ -39,21 +43,20 @@ def llama3_style():
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<|begin_of_text|>", "<|end_of_text|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(vocab_size=1500, special_tokens=["<|begin_of_text|>", "<|end_of_text|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(CORPUS, trainer)
     return tok
 
 
 if __name__ == "__main__":
     ref = {"made_with": f"tokenizers {tokenizers.__version__} (HF, Rust)", "tokenizers": {}}
-    extra = ["a<|endoftext|>b", "<|begin_of_text|>Paris is", "  two  spaces\n\nand lines", "It's 12345 o'clock"]
     for name, make in [("gpt2-bpe", gpt2_style), ("llama3-bpe", llama3_style)]:
         tok = make()
         d = os.path.join(OUT, name)
         os.makedirs(d, exist_ok=True)
         tok.save(os.path.join(d, "tokenizer.json"))
         cases = []
-        for text in TEXTS + extra:
+        for text in TEXTS + EXTRA:
             ids = tok.encode(text, add_special_tokens=False).ids
             cases.append({"text": text, "ids": ids, "decoded": tok.decode(ids, skip_special_tokens=False)})
         ref["tokenizers"][name] = cases
