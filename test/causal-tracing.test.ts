@@ -25,7 +25,7 @@ function handMade(clean: number[], corrupt: number[], span: [number, number]): C
   };
 }
 
-for (const name of ['tiny-mamba', 'tiny-neox']) {
+for (const name of ['tiny-mamba', 'tiny-neox', 'tiny-gpt2', 'tiny-llama', 'tiny-qwen2', 'tiny-qwen3']) {
   describe(`restoration on ${name}`, () => {
     let model: Model;
     let c: Corruption;

@@ -19,7 +19,7 @@ async function byHand(model: Model, prompt: number[], n: number, choose: (logits
   return seq.slice(prompt.length);
 }
 
-for (const name of ['tiny-mamba', 'tiny-neox']) {
+for (const name of ['tiny-mamba', 'tiny-neox', 'tiny-gpt2', 'tiny-llama', 'tiny-qwen2', 'tiny-qwen3']) {
   describe(`generate on ${name}`, () => {
     let model: Model;
     const prompt = [191, 80, 91, 337, 439];

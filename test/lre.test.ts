@@ -186,7 +186,7 @@ describe('sweep and figures', () => {
 });
 
 describe('Jacobians of the nonlinear fixtures', () => {
-  for (const fx of ['tiny-mamba', 'tiny-neox']) {
+  for (const fx of ['tiny-mamba', 'tiny-neox', 'tiny-gpt2', 'tiny-llama', 'tiny-qwen2', 'tiny-qwen3']) {
     it(`${fx}: resumed batched Jacobians equal the engine's jacobian() and central finite differences`, async () => {
       const model = await Model.load(path.join(FIX, fx));
       const D = model.config.dModel;

@@ -20,11 +20,11 @@ OUT = sys.argv[1]
 torch.manual_seed(0)
 
 # Per fixture: config class, keyword arguments, whether the head is tied.
-COMMON_LLAMA = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+COMMON_LLAMA = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
                     max_position_embeddings=128, rms_norm_eps=1e-5)
 FIXTURES = {
     "tiny-gpt2": ("GPT2Config", "GPT2LMHeadModel", "gpt2",
-                  dict(vocab_size=512, n_embd=64, n_layer=3, n_head=4, n_positions=64, tie_word_embeddings=True, bos_token_id=0, eos_token_id=0), 11),
+                  dict(vocab_size=512, n_embd=64, n_layer=4, n_head=4, n_positions=64, tie_word_embeddings=True, bos_token_id=0, eos_token_id=0), 11),
     "tiny-llama": ("LlamaConfig", "LlamaForCausalLM", "llama",
                    dict(COMMON_LLAMA, num_key_value_heads=2, rope_theta=500000.0, tie_word_embeddings=False), 12),
     "tiny-mistral": ("MistralConfig", "MistralForCausalLM", "mistral",

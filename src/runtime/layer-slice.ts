@@ -35,7 +35,7 @@ export async function runLayerSlice(
 }
 
 function defaultActs(model: Model, B: number): Record<string, Tensor> {
-  if (model.arch !== 'mamba') return {};
+  if (!model.recurrent) return {};
   const { dInner: E, dState: N, convKernel: K } = model.mambaConfig;
   return { conv_state: Tensor.zeros([B, K - 1, E]), ssm_state: Tensor.zeros([B, E, N]) };
 }

@@ -14,6 +14,7 @@ import type { Model } from '../../runtime/model';
 import { rng } from '../../runtime/generate';
 import { gaussian } from '../../runtime/interventions';
 import { alignPair, eosId, tracePrompt } from './prompts';
+import { embeddingName } from '../../io/weights';
 
 type Table = ReturnType<typeof aq.from>;
 
@@ -107,7 +108,7 @@ export function noiseCorruption(model: Model, template: string, subject: string,
  * subjects' tokens, each subject tokenized on its own. Multiply by 3 for ROME's noise level "s3".
  */
 export function subjectEmbeddingStd(model: Model, subjects: string[]): number {
-  const W = model.weight(model.arch === 'mamba' ? 'embeddings.weight' : 'embed_in.weight'); // [V,D]
+  const W = model.weight(embeddingName(model.arch)); // [V,D]
   const D = model.config.dModel;
   let n = 0;
   let mean = 0;

@@ -26,7 +26,7 @@ export function attentionKnockoutEdits(layers: number[], query: number, keys: nu
 
 /** One row per (prompt, source set, window centre), as mambaKnockout. Default window k = 10 (Geva used 9). */
 export async function attentionKnockout(model: Model, prompts: FactPrompt[], opts: KnockoutOptions = {}): Promise<Table> {
-  if (model.arch !== 'gpt_neox') throw new FactlensError(`attentionKnockout needs a GPT-NeoX model; ${model.name} is ${model.arch} (use mambaKnockout)`);
+  if (model.recurrent) throw new FactlensError(`attentionKnockout needs an attention model; ${model.name} is ${model.arch} (use mambaKnockout)`);
   const clean = await recordRuns(model, prompts.map((p) => p.ids), ['resid_pre'], { batchSize: opts.batchSize });
   return knockoutTable(model, prompts, opts, (p, i, positions, layers) => ({
     ids: p.ids, target: p.answer, startLayer: layers[0], prefix: (l) => clean[i].acts.get('resid_pre')![l],

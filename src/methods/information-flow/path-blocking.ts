@@ -67,7 +67,7 @@ interface Job {
 
 /** Hooks that apply the blocks; pass them to model.run (after any hooks that should edit a first). */
 export function pathBlockingHooks(model: Model, blocks: PathBlock[]): Array<[string, HookFn]> {
-  if (model.arch !== 'mamba') throw new FactlensError(`path blocking works on Mamba models; ${model.name} is ${model.arch} (use attentionKnockoutEdits for attention models)`);
+  if (!model.recurrent) throw new FactlensError(`path blocking works on Mamba models; ${model.name} is ${model.arch} (use attentionKnockoutEdits for attention models)`);
   const byLayer = new Map<number, PathBlock[]>();
   for (const b of blocks) {
     if (b.mode && !MODES.includes(b.mode)) throw new FactlensError(`path block: unknown mode "${b.mode}" (use ${MODES.join(', ')})`);

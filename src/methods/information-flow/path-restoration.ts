@@ -32,7 +32,7 @@ export interface RestorationOptions {
 
 /** One row per (pair, token, pin, layer): pair, relation, token, pin, layer, p, high, low, ie. */
 export async function pathRestoration(model: Model, pairs: CorruptedPair[], opts: RestorationOptions = {}): Promise<Table> {
-  const mamba = model.arch === 'mamba';
+  const mamba = model.recurrent;
   const pins = opts.pins ?? (mamba ? ['none', 's', 'g', 'o'] : ['none', 'mlp', 'attn']);
   for (const k of pins) {
     if (k !== 'none' && (k === 'mlp' || k === 'attn') === mamba) throw new FactlensError(`pin "${k}" does not exist in a ${model.arch} layer (use ${mamba ? 's, g, o' : 'mlp, attn'})`);
