@@ -102,6 +102,35 @@ describe('cli grad', () => {
   });
 });
 
+describe('cli on the adapter-table transformers', () => {
+  for (const name of ['tiny-gpt2', 'tiny-qwen3']) {
+    const dir = `test/fixtures/${name}`;
+    const tf = JSON.parse(fs.readFileSync(path.join(ROOT, dir, 'reference.json'), 'utf8')).cases[1];
+    const tfIds = (tf.input_ids as number[]).join(',');
+
+    it(`${name}: TransformerLens and Hugging Face spellings give the fixture's activations`, async () => {
+      const r = await cli('activations', '--model', dir, '--ids', tfIds, '--hooks', 'blocks.1.attn.hook_pattern,blocks.2.hook_mlp_out,model.layers.3.ln_2,hook_embed');
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout);
+      expect(Object.keys(out.hooks)).toEqual(['blocks.1.attn.hook_pattern', 'blocks.2.hook_mlp_out', 'model.layers.3.ln_2', 'hook_embed']);
+      expect(maxDiff(out.logits, tf.logits)).toBeLessThan(1e-4);
+      expect(maxDiff(out.hooks['blocks.1.attn.hook_pattern'], tf.layers[1].pattern)).toBeLessThan(1e-4);
+      expect(maxDiff(out.hooks['blocks.2.hook_mlp_out'], tf.layers[2].mlp_out)).toBeLessThan(1e-4);
+      expect(maxDiff(out.hooks['model.layers.3.ln_2'], tf.layers[3].ln2)).toBeLessThan(1e-4);
+      expect(maxDiff(out.hooks.hook_embed, tf.embed)).toBeLessThan(1e-4);
+    });
+
+    it(`${name}: --wrt the down projection weight equals PyTorch's gradient in [out][in] layout`, async () => {
+      const down = name === 'tiny-gpt2' ? 'mlp.c_proj' : 'mlp.down_proj';
+      const r = await cli('grad', '--model', dir, '--ids', tfIds, '--wrt', `layers.${tf.grad.layer}.${down}.weight`);
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout);
+      expect(out.grad).toHaveLength(64); // [D][F]
+      expect(maxDiff(out.grad, tf.grad.d_loss_d_down_weight) / scale(tf.grad.d_loss_d_down_weight)).toBeLessThan(1e-4);
+    });
+  }
+});
+
 describe('cli generate', () => {
   it('prints the greedy continuation on mamba-facts', async () => {
     const r = await cli('generate', '--model', 'data/models/mamba-facts', '--prompt', 'Michael Jordan plays the sport of', '--max-new-tokens', '6');
