@@ -5,13 +5,14 @@
  * dialect), generated on first use into .cache/bench-models (not committed).
  */
 import path from 'path';
+import type { Arch } from '../src/runtime/hooks';
 
 export const ROOT = path.join(__dirname, '..');
 export const CACHE = path.join(ROOT, '.cache');
 
 export interface BenchModel {
   name: string;
-  arch: 'mamba' | 'gpt_neox';
+  arch: Arch;
   /** A bundled checkpoint directory, or a config.json to generate random weights for. */
   dir?: string;
   config?: Record<string, unknown>;
@@ -61,6 +62,51 @@ const pythia = (d: number, layers: number, heads: number): Record<string, unknow
   torch_dtype: 'float32',
 });
 
+/** GPT-2 small (124M), its config.json as the hub ships it. */
+const gpt2 = (): Record<string, unknown> => ({
+  architectures: ['GPT2LMHeadModel'],
+  model_type: 'gpt2',
+  activation_function: 'gelu_new',
+  n_embd: 768,
+  n_layer: 12,
+  n_head: 12,
+  n_positions: 1024,
+  n_ctx: 1024,
+  n_inner: null,
+  layer_norm_epsilon: 1e-5,
+  vocab_size: 50257,
+  bos_token_id: 50256,
+  eos_token_id: 50256,
+  tie_word_embeddings: true,
+  torch_dtype: 'float32',
+});
+
+/**
+ * A Llama-shaped ~1B model: TinyLlama-1.1B's shapes (22 layers, d 2048, 32 query / 4 key-value heads,
+ * SwiGLU 5632, vocab 32000, untied), plain rotary (Llama 3.2-1B's "llama3" rope scaling is not supported).
+ */
+const llama1b = (): Record<string, unknown> => ({
+  architectures: ['LlamaForCausalLM'],
+  model_type: 'llama',
+  hidden_size: 2048,
+  intermediate_size: 5632,
+  num_hidden_layers: 22,
+  num_attention_heads: 32,
+  num_key_value_heads: 4,
+  hidden_act: 'silu',
+  max_position_embeddings: 2048,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000.0,
+  rope_scaling: null,
+  attention_bias: false,
+  mlp_bias: false,
+  tie_word_embeddings: false,
+  vocab_size: 32000,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  torch_dtype: 'float32',
+});
+
 export const MODELS: BenchModel[] = [
   { name: 'mamba-facts', arch: 'mamba', dir: path.join(ROOT, 'data', 'models', 'mamba-facts') },
   { name: 'neox-facts', arch: 'gpt_neox', dir: path.join(ROOT, 'data', 'models', 'neox-facts') },
@@ -68,6 +114,8 @@ export const MODELS: BenchModel[] = [
   { name: 'mamba-370m', arch: 'mamba', config: mamba(1024, 48, 64) },
   { name: 'pythia-160m', arch: 'gpt_neox', config: pythia(768, 12, 12) },
   { name: 'pythia-410m', arch: 'gpt_neox', config: pythia(1024, 24, 16) },
+  { name: 'gpt2', arch: 'gpt2', config: gpt2() },
+  { name: 'llama-1.1b', arch: 'llama', config: llama1b(), large: true },
   { name: 'mamba-2.8b', arch: 'mamba', config: mamba(2560, 64, 160), large: true },
   { name: 'pythia-2.8b', arch: 'gpt_neox', config: pythia(2560, 32, 32), large: true },
 ];

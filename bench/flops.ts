@@ -13,6 +13,11 @@ export function matmulFlops(c: ModelConfig, B: number, T: number): number {
   if (c.arch === 'mamba') {
     const { dModel: D, dInner: E, dState: N, dtRank: R } = c;
     perLayer = lin(D, 2 * E) + lin(E, R + 2 * N) + lin(R, E) + lin(E, D);
+  } else if (c.arch !== 'gpt_neox') {
+    const { dModel: D, dFF: F, nHead: H, nKvHeads: Hkv, headDim: Dh } = c;
+    const attention = 2 * (2 * B * T * T * H * Dh); // QKᵀ and PV over all query heads
+    const mlp = (c.mlp === 'silu_gated' ? 3 : 2) * lin(D, F); // gate, up, down (GPT-2: fc, proj)
+    perLayer = lin(D, (H + 2 * Hkv) * Dh) + lin(H * Dh, D) + mlp + attention;
   } else {
     const { dModel: D, dFF: F } = c;
     const attention = 2 * (2 * B * T * T * D); // QKᵀ and PV over all heads

@@ -1,11 +1,12 @@
 /** The bench's rows, their JSON form, and the readable table with targets. */
 import type { SweepBench } from './sweep-bench';
+import type { Arch } from '../src/runtime/hooks';
 
 export type BenchMode = 'default' | 'packed';
 
 export interface ForwardRow {
   model: string;
-  arch: 'mamba' | 'gpt_neox';
+  arch: Arch;
   /** Model.load(dir) or Model.load(dir, { packed: true }). */
   mode: BenchMode;
   batch: number;

@@ -49,7 +49,7 @@ for (const fam of FAMILIES) {
       const layer = 1;
       const site = editSite(model, layer);
       expect(site.weight).toBe(`layers.${layer}.${fam.down}.weight`);
-      expect([site.keyDim, site.valueDim]).toEqual([model.config.dFF, model.config.dModel]);
+      expect([site.keyDim, site.valueDim]).toEqual([model.transformerConfig.dFF, model.config.dModel]);
       const stats = await secondMoment(model, site, { samples: 2000, maxLength: 48, cache: false, progress: false });
       const req = { prompt: '{} is located in the city of', subject: 'The Eiffel Tower', target: 'Rome' };
       const e = await rome(model, req, { layer, templates: ['{}', 'In the news: {}'], stats, steps: 4 });
