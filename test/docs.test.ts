@@ -10,12 +10,13 @@ describe('hook reference', () => {
     expect(fs.readFileSync(path.join(__dirname, '..', 'docs', 'hooks.md'), 'utf8')).toBe(hookTableMarkdown());
   });
 
-  for (const arch of ['mamba', 'gpt_neox'] as const) {
+  const HF_PREFIX = { mamba: 'backbone.layers.3.', gpt_neox: 'gpt_neox.layers.3.', gpt2: 'transformer.h.3.', llama: 'model.layers.3.', qwen3: 'model.layers.3.' } as const;
+  for (const arch of ['mamba', 'gpt_neox', 'gpt2', 'llama', 'qwen3'] as const) {
     it(`${arch}: every alias resolves to its canonical hook, with every accepted prefix`, () => {
       for (const d of hookDocs(arch, false)) {
         for (const alias of [d.local, ...aliasesOf(arch, d.local)]) {
           if (d.perLayer) {
-            for (const prefix of ['layers.3.', 'blocks.3.', `${arch === 'mamba' ? 'backbone' : 'gpt_neox'}.layers.3.`]) {
+            for (const prefix of ['layers.3.', 'blocks.3.', HF_PREFIX[arch]]) {
               expect(resolveHook(prefix + alias, arch, 8, false).name).toBe(`layers.3.${d.local}`);
             }
           } else {
