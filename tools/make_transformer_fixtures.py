@@ -79,6 +79,18 @@ def layer_modules(m, arch):
     return m.model.layers, m.model.norm
 
 
+# Per family: (module inside a layer, fixture key, its output or its input).
+RECORDED = {
+    "gpt2": [("ln_1", "ln1", "out"), ("ln_2", "ln2", "out"), ("attn", "attn_out", "out"), ("attn.c_proj", "z", "in"),
+             ("mlp.c_fc", "mlp_pre", "out"), ("mlp.c_proj", "mlp_key", "in")],
+    "llama": [("input_layernorm", "ln1", "out"), ("post_attention_layernorm", "ln2", "out"), ("self_attn", "attn_out", "out"),
+              ("self_attn.o_proj", "z", "in"), ("mlp.gate_proj", "mlp_pre", "out"), ("mlp.up_proj", "mlp_pre_linear", "out"),
+              ("mlp.down_proj", "mlp_key", "in")],
+}
+for family in ["mistral", "qwen2", "qwen3"]:
+    RECORDED[family] = RECORDED["llama"]
+
+
 def capture_hooks(m, arch, cap):
     layers, final = layer_modules(m, arch)
     hs = []
@@ -93,21 +105,9 @@ def capture_hooks(m, arch, cap):
     for i, layer in enumerate(layers):
         p = f"{i}."
         hs.append(layer.register_forward_hook(put(p + "resid_post")))
-        if arch == "gpt2":
-            hs.append(layer.ln_1.register_forward_hook(put(p + "ln1")))
-            hs.append(layer.ln_2.register_forward_hook(put(p + "ln2")))
-            hs.append(layer.attn.register_forward_hook(put(p + "attn_out")))
-            hs.append(layer.attn.c_proj.register_forward_pre_hook(put_in(p + "z")))
-            hs.append(layer.mlp.c_fc.register_forward_hook(put(p + "mlp_pre")))
-            hs.append(layer.mlp.c_proj.register_forward_pre_hook(put_in(p + "mlp_key")))
-        else:
-            hs.append(layer.input_layernorm.register_forward_hook(put(p + "ln1")))
-            hs.append(layer.post_attention_layernorm.register_forward_hook(put(p + "ln2")))
-            hs.append(layer.self_attn.register_forward_hook(put(p + "attn_out")))
-            hs.append(layer.self_attn.o_proj.register_forward_pre_hook(put_in(p + "z")))
-            hs.append(layer.mlp.gate_proj.register_forward_hook(put(p + "mlp_pre")))
-            hs.append(layer.mlp.up_proj.register_forward_hook(put(p + "mlp_pre_linear")))
-            hs.append(layer.mlp.down_proj.register_forward_pre_hook(put_in(p + "mlp_key")))
+        for module, key, side in RECORDED[arch]:
+            mod = layer.get_submodule(module)
+            hs.append(mod.register_forward_hook(put(p + key)) if side == "out" else mod.register_forward_pre_hook(put_in(p + key)))
         hs.append(layer.mlp.register_forward_hook(put(p + "mlp_out")))
     hs.append(final.register_forward_hook(put("final_ln")))
     return hs
