@@ -11,6 +11,9 @@ export type { HookFn, HookContext, RunOptions, RunResult, MambaState } from './r
 export { ActivationCache } from './runtime/cache';
 export { resolveHook, allHookNames, hookDocs } from './runtime/hooks';
 export type { Arch, HookDoc } from './runtime/hooks';
+export { ARCHS } from './runtime/hooks';
+export { TRANSFORMER_ADAPTERS } from './models/transformer-adapters';
+export type { TransformerAdapter } from './models/transformer-adapters';
 export { interventionHooks, layerWindow } from './runtime/interventions';
 export type { InterventionSpec, Positions } from './runtime/interventions';
 export { sweep, autoBatchSize } from './runtime/sweep';
