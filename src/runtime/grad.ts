@@ -9,6 +9,7 @@ import { RunOptions } from './forward';
 import { Tape } from './tape';
 import { Tensor } from './tensor';
 import { resolveHook } from './hooks';
+import { resolveWeightName } from './weight-names';
 
 /** A scalar loss of the logits [B,P,V] and its gradient with respect to them. */
 export type LogitLoss = (logits: Tensor, batch: Batch) => { loss: number; grad: Tensor };
@@ -67,8 +68,8 @@ export interface GradientResult {
 }
 
 /**
- * d loss / d (each name in `wrt`): hook names (any spelling) or canonical
- * weight names such as "layers.2.mixer.out_proj.weight".
+ * d loss / d (each name in `wrt`): hook names (any spelling) or weight names, canonical
+ * ("layers.2.mixer.out_proj.weight") or as the checkpoint stores them ("backbone.layers.2...").
  */
 export async function gradients(model: Model, input: ModelInput, loss: LogitLoss, wrt: string[], opts: RunOptions = {}): Promise<GradientResult> {
   const batch = model.batch(input);
@@ -76,10 +77,10 @@ export async function gradients(model: Model, input: ModelInput, loss: LogitLoss
   const captured = new Map<string, Tensor>();
   const hooks: NonNullable<RunOptions['hooks']> = [...(opts.hooks ?? [])];
   const targets: { name: string; get: () => Tensor }[] = [];
-  const weightNames = new Set(model.weightNames());
   for (const name of wrt) {
-    if (weightNames.has(name) || name === 'lm_head.weight' || name === 'embed_out.weight') {
-      const w = model.weight(name);
+    const weightName = resolveWeightName(model, name); // canonical or the checkpoint's own (HF) spelling
+    if (weightName !== null) {
+      const w = model.weight(weightName);
       targets.push({ name, get: () => w });
       continue;
     }
