@@ -3,7 +3,7 @@
 // (kernel-config/tslab-kernel.js's patches: `../src` imports, TypeScript 5.0), without Jupyter.
 // Usage: node test/run-cells.cjs CELLS.json   (run with the notebook's folder as the working directory)
 // CELLS.json is an array of cell sources. Each cell's last-expression value is printed as one line
-// `OUT <cell> <text>` (display data as `DISPLAY <cell> <mime types>`); a failing cell prints `FAILED cell <i>` and its errors, and the exit code is 1.
+// `OUT <cell> <text>` (display data as `DISPLAY <cell> <mime> <content>`); a failing cell prints `FAILED cell <i>` and its errors, and the exit code is 1.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -16,7 +16,13 @@ const { createConverter } = require(path.join(tslab, 'dist', 'converter'));
 const { createExecutor } = require(path.join(tslab, 'dist', 'executor'));
 
 // Display data (tables, figures, markdown, progress bars) would go to the Jupyter front end: print its mime types.
-require(path.join(tslab, 'dist', 'jupyter')).lastWriteDisplayData = (d) => process.stdout.write(`DISPLAY ${current} ${Object.keys(d.data).join(',')}\n`);
+// Printed one line per mime type: `DISPLAY <cell> <mime> <content>` (text cut at 20,000 characters, newlines as \n).
+require(path.join(tslab, 'dist', 'jupyter')).lastWriteDisplayData = (d) => {
+  for (const [mime, content] of Object.entries(d.data)) {
+    const text = typeof content === 'string' ? content : JSON.stringify(content);
+    process.stdout.write(`DISPLAY ${current} ${mime} ${text.slice(0, 20000).replace(/\n/g, '\\n')}\n`);
+  }
+};
 
 const cells = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const conv = createConverter();

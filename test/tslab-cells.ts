@@ -12,6 +12,8 @@ export interface CellsRun {
   output: string;
   /** Per cell, the printed last-expression values (what a notebook shows as the cell's result). */
   shown: string[][];
+  /** Per cell, its display data (markdown, tables, figures) as [mime type, content]. */
+  displayed: Array<Array<[string, string]>>;
 }
 
 export function runCells(cells: string[], env: Record<string, string> = {}): CellsRun {
@@ -24,7 +26,9 @@ export function runCells(cells: string[], env: Record<string, string> = {}): Cel
     });
     const shown: string[][] = cells.map(() => []);
     for (const m of r.stdout.matchAll(/^OUT (\d+) (.*)$/gm)) shown[Number(m[1])].push(m[2]);
-    return { status: r.status, output: `${r.stdout}\n${r.stderr}`, shown };
+    const displayed: Array<Array<[string, string]>> = cells.map(() => []);
+    for (const m of r.stdout.matchAll(/^DISPLAY (\d+) (\S+) (.*)$/gm)) displayed[Number(m[1])].push([m[2], m[3].replace(/\\n/g, '\n')]);
+    return { status: r.status, output: `${r.stdout}\n${r.stderr}`, shown, displayed };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
