@@ -50,6 +50,10 @@ describe.each(['tiny-mamba', 'tiny-neox'])('cache of every hook point (%s)', (fi
     const canonical = 'layers.1.resid_post';
     for (const alias of [canonical, 'blocks.1.hook_resid_post', 'layers.1.hook_out']) expect(cache[alias as 'x.y']).toBe(cache.get(canonical));
     expect(cache['hook_embed']).toBe(cache.get('embed'));
+    // Hugging Face module paths, as docs/coming-from-transformerlens.md shows them.
+    expect(cache[`${model.arch === 'mamba' ? 'backbone' : 'gpt_neox'}.layers.1`]).toBe(cache.get(canonical));
+    if (model.arch === 'gpt_neox') expect(cache['gpt_neox.layers.1.mlp']).toBe(cache.get('layers.1.mlp.out'));
+    expect((cache as unknown as Record<string, unknown>).logits).toBe(cache.get('logits'));
     expect((cache as unknown as Record<string, unknown>).embed).toBe(cache.get('embed'));
     expect('layers.1.resid_post' in cache).toBe(true);
   });
