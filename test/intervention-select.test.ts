@@ -58,6 +58,12 @@ describe('positions by subject (mamba-facts)', () => {
       expect(zero).toBe(span.positions.includes(t));
     }
     expect(span.positions.length).toBeGreaterThan(1);
+    for (const [key, pos] of [['subjectFirst', span.first], ['subjectLast', span.last]] as const) {
+      const one = interventionHooks(model, [{ hook: 'layers.1.mixer.gate', positions: { [key]: 'Space Needle' } as { subjectLast: string }, op: 'zero' }]);
+      const r = (await model.runWithHooks(text, one, { cache: ['layers.1.mixer.gate'] })).cache.get('layers.1.mixer.gate');
+      const zeroAt = [...Array(r.shape[1]).keys()].filter((t) => r.data.subarray(t * E, (t + 1) * E).every((x) => x === 0));
+      expect(zeroAt).toEqual([pos]);
+    }
   });
 
   it('a subject missing from a row fails in one line naming hook, row and prompt', async () => {
