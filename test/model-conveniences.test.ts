@@ -45,8 +45,11 @@ describe.each(['mamba-facts', 'neox-facts'])('Model conveniences (%s)', (name) =
 
   it('generate equals the generate function (greedy and seeded top-k)', async () => {
     expect(await model.generate(prompt, { maxNewTokens: 3 })).toEqual(await generate(model, prompt, { maxNewTokens: 3 }));
-    const opts = { maxNewTokens: 3, topK: 5, seed: 7 };
-    expect(await model.generate([prompt], opts)).toEqual(await generate(model, [prompt], opts));
+    const opts = { maxNewTokens: 6, topK: 50, temperature: 3, seed: 7, stopAtEos: false };
+    const story = 'Once upon a time';
+    const sampled = await model.generate([story], opts);
+    expect(sampled).toEqual(await generate(model, [story], opts));
+    expect(sampled.tokens).not.toEqual((await generate(model, [story], { ...opts, seed: 8 })).tokens); // the seed matters here
   });
 
   it('shows as one line in notebooks', () => {
