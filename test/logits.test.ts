@@ -1,6 +1,6 @@
 /**
  * The logits toolkit (src/runtime/logits.ts) against direct float64 formulas on random rows, with
- * large offsets that overflow a naive exp, and against grad.ts's softmaxRow that the losses use.
+ * large offsets that overflow a naive exp; grad.ts's softmaxRow (the losses' entry point) goes through it.
  */
 import { describe, expect, it } from 'vitest';
 import { argmax, klDivergence, logitsAt, logSoftmax, logSumExp, nll, probOf, rowOf, softmax, topKIndices } from '../src/runtime/logits';

@@ -10,6 +10,7 @@ import { Tape } from './tape';
 import { Tensor } from './tensor';
 import { resolveHook } from './hooks';
 import { resolveWeightName } from './weight-names';
+import { logSumExp, softmax } from './logits';
 
 /** A scalar loss of the logits [B,P,V] and its gradient with respect to them. */
 export type LogitLoss = (logits: Tensor, batch: Batch) => { loss: number; grad: Tensor };
@@ -49,15 +50,10 @@ export function targetNll(targets: number[]): LogitLoss {
   };
 }
 
+/** log Z and the softmax of the V logits at x[off..off+V) (logits.ts does the arithmetic). */
 export function softmaxRow(x: Float32Array, off: number, V: number): { logZ: number; probs: Float32Array } {
-  let max = -Infinity;
-  for (let v = 0; v < V; v++) max = Math.max(max, x[off + v]);
-  let sum = 0;
-  for (let v = 0; v < V; v++) sum += Math.exp(x[off + v] - max);
-  const logZ = max + Math.log(sum);
-  const probs = new Float32Array(V);
-  for (let v = 0; v < V; v++) probs[v] = Math.exp(x[off + v] - logZ);
-  return { logZ, probs };
+  const row = x.subarray(off, off + V); // [V]
+  return { logZ: logSumExp(row), probs: softmax(row) };
 }
 
 export interface GradientResult {
