@@ -16,6 +16,19 @@ import type { Batch } from './batch';
 import { aliasesOf, Arch, hookDocs, resolveHook } from './hooks';
 import { formatBytes } from './tensor-summary';
 
+const MODEL_LEVEL = new Map<Arch, Set<string>>();
+
+/** Model-level hook names and their aliases ("embed", "hook_embed", "logits", ...), once per architecture. */
+function modelLevelNames(arch: Arch): Set<string> {
+  let names = MODEL_LEVEL.get(arch);
+  if (!names) {
+    const levels = hookDocs(arch).filter((d) => !d.perLayer).map((d) => d.local);
+    names = new Set([...levels, ...levels.flatMap((l) => aliasesOf(arch, l))]);
+    MODEL_LEVEL.set(arch, names);
+  }
+  return names;
+}
+
 /** Property names that index a cache like a record. */
 export type HookKey = `${string}.${string}` | `hook_${string}`;
 
@@ -32,8 +45,7 @@ export class ActivationCache {
     /** The tokens of the run (rows, lengths), for position lookups by subject in interventions. */
     readonly batch: Batch | null = null,
   ) {
-    const levels = hookDocs(arch, parallelResidual).filter((d) => !d.perLayer).map((d) => d.local);
-    this.modelLevel = new Set([...levels, ...levels.flatMap((l) => aliasesOf(arch, l))]);
+    this.modelLevel = modelLevelNames(arch);
     return new Proxy(this, {
       get: (target, prop, receiver) => (typeof prop === 'string' && !(prop in target) && target.isHookKey(prop) ? target.get(prop) : Reflect.get(target, prop, receiver)),
       has: (target, prop) => (typeof prop === 'string' && !(prop in target) && target.isHookKey(prop) ? target.has(prop) : Reflect.has(target, prop)),
