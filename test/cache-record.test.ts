@@ -23,7 +23,7 @@ function errorOf(f: () => unknown): string {
   return 'no error';
 }
 
-describe.each(['tiny-mamba', 'tiny-neox'])('cache of every hook point (%s)', (fixture) => {
+describe.each(['tiny-mamba', 'tiny-neox', 'tiny-gpt2', 'tiny-llama'])('cache of every hook point (%s)', (fixture) => {
   let model: Model;
   let cache: ActivationCache;
 

@@ -90,6 +90,10 @@ describe('getActName', () => {
     expect(getActName('mixer.out', 5)).toBe('layers.5.mixer.out');
     expect(getActName('embed')).toBe('embed');
     expect(resolveHook(getActName('delta', 1), 'mamba', 2).name).toBe('layers.1.mixer.dt');
+    // The gated MLP's second branch (Llama family), which GPT-2 does not have.
+    expect(getActName('pre_linear', 2, 'mlp')).toBe('layers.2.mlp.pre_linear');
+    expect(resolveHook(getActName('hook_pre_linear', 2), 'llama', 4).name).toBe('layers.2.mlp.pre_linear');
+    expect(() => resolveHook(getActName('pre_linear', 2), 'gpt2', 4)).toThrow(/unknown hook "layers\.2\.mlp\.pre_linear" for gpt2/);
   });
 
   it('one-line errors for unknown kinds, subs and layers', () => {

@@ -19,7 +19,7 @@ import { TRANSFORMER_ADAPTERS, TransformerAdapter } from './transformer-adapters
 /** The transformers' hook points (TransformerLens names as aliases), declared where the graphs below create them. */
 export const TRANSFORMER_HOOKS = {
   embed: { scope: 'model', shape: '[B,T,D]', meaning: 'token embeddings, plus learned position embeddings for GPT-2 (residual stream entering layer 0)', aliases: ['hook_embed', 'embed_tokens', 'wte'] },
-  resid_pre: { scope: 'layer', shape: '[B,T,D]', meaning: 'residual stream entering the layer', aliases: ['hook_resid_pre'] },
+  resid_pre: { scope: 'layer', shape: '[B,T,D]', meaning: 'residual stream entering the layer', aliases: ['hook_resid_pre', 'hook_in'] },
   ln1: { scope: 'layer', shape: '[B,T,D]', meaning: 'first norm output (attention input)', aliases: ['ln1.hook_normalized', 'input_layernorm', 'ln_1'] },
   'attn.q': { scope: 'layer', shape: '[B,H,T,Dh]', meaning: 'queries (after q/k norm and rotary where the model has them)', aliases: ['attn.hook_q'] },
   'attn.k': { scope: 'layer', shape: '[B,Hkv,T,Dh]', meaning: 'keys, one per key/value head (after q/k norm and rotary)', aliases: ['attn.hook_k'] },
@@ -34,7 +34,7 @@ export const TRANSFORMER_HOOKS = {
   'mlp.pre_linear': { scope: 'layer', shape: '[B,T,F]', meaning: 'gated MLPs: up_proj output (multiplies the activation)', aliases: ['mlp.hook_pre_linear'] },
   'mlp.key': { scope: 'layer', shape: '[B,T,F]', meaning: 'the key of the down projection (GELU output; SiLU(gate) ⊙ up)', aliases: ['mlp.hook_post', 'mlp_key'] },
   'mlp.out': { scope: 'layer', shape: '[B,T,D]', meaning: 'MLP output', aliases: ['hook_mlp_out', 'mlp_out', 'mlp'] },
-  resid_post: { scope: 'layer', shape: '[B,T,D]', meaning: 'residual stream after the layer', aliases: ['hook_resid_post', ''] },
+  resid_post: { scope: 'layer', shape: '[B,T,D]', meaning: 'residual stream after the layer', aliases: ['hook_resid_post', 'hook_out', ''] },
   final_ln: { scope: 'model', shape: '[B,P,D]', meaning: 'final norm output at the read-out positions', aliases: ['ln_final.hook_normalized', 'ln_f', 'norm'] },
   logits: { scope: 'model', shape: '[B,P,V]', meaning: 'next-token logits at the read-out positions', aliases: ['hook_logits'] },
 } as const satisfies HookPoints;

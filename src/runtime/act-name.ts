@@ -12,7 +12,7 @@ const TL_KINDS: Record<string, string> = {
   embed: 'embed', logits: 'logits', resid_pre: 'resid_pre', resid_mid: 'resid_mid', resid_post: 'resid_post',
   attn_out: 'attn.out', mlp_out: 'mlp.out', q: 'attn.q', k: 'attn.k', v: 'attn.v', z: 'attn.z',
   pattern: 'attn.pattern', attn: 'attn.pattern', attn_scores: 'attn.scores', scores: 'attn.scores',
-  pre: 'mlp.pre', post: 'mlp.key', mlp_pre: 'mlp.pre', mlp_post: 'mlp.key',
+  pre: 'mlp.pre', post: 'mlp.key', mlp_pre: 'mlp.pre', mlp_post: 'mlp.key', pre_linear: 'mlp.pre_linear',
   // MambaLens's hook names without "hook_"
   in_proj: 'mixer.x', skip: 'mixer.z', ssm_input: 'mixer.ssm_in', delta: 'mixer.dt', ssm_output: 'mixer.ssm_out',
   after_skip: 'mixer.out_proj_in', out_proj: 'mixer.out', normalized_input: 'norm', mixer_out: 'mixer.out',
@@ -21,7 +21,7 @@ const TL_KINDS: Record<string, string> = {
 /** `sub` spellings (TransformerLens layer_type) → the prefix of our local names. */
 const SUBS: Record<string, string> = { a: 'attn', attn: 'attn', m: 'mlp', mlp: 'mlp', mixer: 'mixer', ln1: 'ln1', ln2: 'ln2' };
 
-const DOCS = [...hookDocs('mamba'), ...hookDocs('gpt_neox', false)];
+const DOCS = [...hookDocs('mamba'), ...hookDocs('gpt_neox', false), ...hookDocs('llama')]; // llama: the gated MLP's pre_linear
 const LOCALS = new Map(DOCS.map((d) => [d.local, d.perLayer]));
 
 function localOf(kind: string, sub?: string): string | undefined {

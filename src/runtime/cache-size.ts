@@ -14,7 +14,9 @@ import { formatBytes } from './tensor-summary';
 function letterSizes(model: Model, batch: Batch, readout: number): Record<string, number> {
   const c = model.config;
   const common = { B: batch.B, T: batch.T, D: c.dModel, V: c.vocabSize, P: readout };
-  return c.arch === 'mamba' ? { ...common, E: c.dInner, N: c.dState } : { ...common, H: c.nHead, Dh: c.headDim, F: c.dFF };
+  if (c.arch === 'mamba') return { ...common, E: c.dInner, N: c.dState };
+  const heads = { ...common, H: c.nHead, Dh: c.headDim, F: c.dFF, HDh: c.nHead * c.headDim };
+  return c.arch === 'gpt_neox' ? heads : { ...heads, Hkv: c.nKvHeads };
 }
 
 /** Bytes of float32 activations the named hook points hold for `batch`. */
