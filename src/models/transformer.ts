@@ -57,8 +57,8 @@ function project(io: StageIO, g: Graph, x: Value, module: string, out: number, i
 
 /** GPT-2's tanh GELU ("gelu_new"): 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))). */
 function geluNew(g: Graph, x: Value): Value {
-  const cube = g.mul(x, g.square(x));
-  const inner = g.mul(g.scalar(Math.sqrt(2 / Math.PI)), g.add(x, g.mul(g.scalar(0.044715), cube)));
+  const cube = g.mul(x, g.square(x)); // [...]
+  const inner = g.mul(g.scalar(Math.sqrt(2 / Math.PI)), g.add(x, g.mul(g.scalar(0.044715), cube))); // [...]
   return g.mul(g.mul(g.scalar(0.5), x), g.add(g.scalar(1), g.tanh(inner)));
 }
 
@@ -78,13 +78,13 @@ function attention(g: Graph, io: StageIO, hook: Hook, cfg: TransformerConfig, a:
   let q: Value, k: Value, v: Value; // [B,T,H·Dh], [B,T,Hkv·Dh] ×2
   if ('fused' in a.qkv) {
     const qkv = project(io, g, x, a.qkv.fused, (H + 2 * Hkv) * Dh, D, cfg.qkvBias); // [B,T,(H+2Hkv)Dh] columns [q | k | v]
-    q = g.slice(qkv, 2, 0, H * Dh);
-    k = g.slice(qkv, 2, H * Dh, (H + Hkv) * Dh);
-    v = g.slice(qkv, 2, (H + Hkv) * Dh, (H + 2 * Hkv) * Dh);
+    q = g.slice(qkv, 2, 0, H * Dh); // [B,T,H·Dh]
+    k = g.slice(qkv, 2, H * Dh, (H + Hkv) * Dh); // [B,T,Hkv·Dh]
+    v = g.slice(qkv, 2, (H + Hkv) * Dh, (H + 2 * Hkv) * Dh); // [B,T,Hkv·Dh]
   } else {
-    q = project(io, g, x, a.qkv.q, H * Dh, D, cfg.qkvBias);
-    k = project(io, g, x, a.qkv.k, Hkv * Dh, D, cfg.qkvBias);
-    v = project(io, g, x, a.qkv.v, Hkv * Dh, D, cfg.qkvBias);
+    q = project(io, g, x, a.qkv.q, H * Dh, D, cfg.qkvBias); // [B,T,H·Dh]
+    k = project(io, g, x, a.qkv.k, Hkv * Dh, D, cfg.qkvBias); // [B,T,Hkv·Dh]
+    v = project(io, g, x, a.qkv.v, Hkv * Dh, D, cfg.qkvBias); // [B,T,Hkv·Dh]
   }
   let qh = splitHeads(g, q, H, Dh); // [B,H,T,Dh]
   let kh = splitHeads(g, k, Hkv, Dh); // [B,Hkv,T,Dh]
@@ -95,8 +95,8 @@ function attention(g: Graph, io: StageIO, hook: Hook, cfg: TransformerConfig, a:
   if (cfg.positions === 'rotary') {
     const cos = io.act('rope_cos', ['T', Rd]); // [T,Rd]
     const sin = io.act('rope_sin', ['T', Rd]); // [T,Rd]
-    qh = applyRotary(g, qh, cos, sin, Rd, Dh);
-    kh = applyRotary(g, kh, cos, sin, Rd, Dh);
+    qh = applyRotary(g, qh, cos, sin, Rd, Dh); // [B,H,T,Dh]
+    kh = applyRotary(g, kh, cos, sin, Rd, Dh); // [B,Hkv,T,Dh]
   }
   const qHooked = hook('attn.q', qh); // [B,H,T,Dh]
   const kHooked = hook('attn.k', kh); // [B,Hkv,T,Dh]
@@ -114,11 +114,11 @@ function mlp(g: Graph, io: StageIO, hook: Hook, cfg: TransformerConfig, a: Trans
   const { dModel: D, dFF: F } = cfg;
   let key: Value; // [B,T,F]
   if (cfg.mlp === 'gelu_new') {
-    key = geluNew(g, hook('mlp.pre', project(io, g, x, a.up, F, D, cfg.mlpBias)));
+    key = geluNew(g, hook('mlp.pre', project(io, g, x, a.up, F, D, cfg.mlpBias))); // [B,T,F]
   } else {
     const pre = hook('mlp.pre', project(io, g, x, a.gate!, F, D, cfg.mlpBias)); // [B,T,F]
     const linear = hook('mlp.pre_linear', project(io, g, x, a.up, F, D, cfg.mlpBias)); // [B,T,F]
-    key = g.mul(g.silu(pre), linear);
+    key = g.mul(g.silu(pre), linear); // [B,T,F]
   }
   return hook('mlp.out', project(io, g, hook('mlp.key', key), a.down, D, F, cfg.mlpBias)); // [B,T,D]
 }
