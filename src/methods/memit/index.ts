@@ -8,3 +8,5 @@ export { leastSquaresUpdate, addToRows } from './update';
 export type { LayerUpdate, MassEditAlgorithm } from './update';
 export { defaultLayers, checkLayers } from './layers';
 export { templateKeys, bareRows, readHookRows } from './rows';
+export { scalingCurve } from './scaling';
+export type { ScalingOptions, ScalingRow, ScalingCase, MassEditMethod } from './scaling';
