@@ -26,12 +26,17 @@ function perturbed(model: Model, name: string, scale: number): Model {
 
 const sameBytes = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
-/** The source file's bytes with the edited tensor's span replaced by the saved file's: equal to the saved file iff nothing else changed. */
-function outsideSpanEqual(src: string, saved: string, offset: number, length: number): boolean {
-  const a = fs.readFileSync(src), b = fs.readFileSync(saved);
-  if (a.length !== b.length) return false;
-  b.copy(a, offset, offset, offset + length);
-  return a.equals(b);
+/**
+ * Only `name`'s bytes changed: the source safetensors with that tensor's span replaced by the saved
+ * file's equals the saved file, and the other listed files are copies.
+ */
+function expectOnlyEdited(dir: string, out: string, name: string, files: string[]): void {
+  const { byteOffset, byteLength } = openCheckpoint(dir).info(name);
+  const a = fs.readFileSync(path.join(dir, 'model.safetensors')), b = fs.readFileSync(path.join(out, 'model.safetensors'));
+  expect(a.length).toBe(b.length);
+  b.copy(a, byteOffset, byteOffset, byteOffset + byteLength);
+  expect(a.equals(b)).toBe(true);
+  for (const f of files) expect([f, fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(dir, f)))]).toEqual([f, true]);
 }
 
 describe('Model.save', () => {
@@ -48,9 +53,7 @@ describe('Model.save', () => {
     const reloaded = await Model.load(out);
     expect(sameBytes((await reloaded.logits(ids)).data, (await edited.logits(ids)).data)).toBe(true);
     expect(sameBytes((await reloaded.logits(ids)).data, (await model.logits(ids)).data)).toBe(false);
-    const info = openCheckpoint(dir).info(name);
-    expect(outsideSpanEqual(path.join(dir, 'model.safetensors'), path.join(out, 'model.safetensors'), info.byteOffset, info.byteLength)).toBe(true);
-    for (const f of ['config.json', 'generation_config.json', 'reference.json']) expect(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(dir, f)))).toBe(true);
+    expectOnlyEdited(dir, out, name, ['config.json', 'generation_config.json', 'reference.json']);
   });
 
   it('F16 checkpoint: the edit is stored as F16, the reload equals asStored() bit for bit, tokenizer files come along', async () => {
@@ -67,9 +70,7 @@ describe('Model.save', () => {
     expect(sameBytes(stored.weight(name).data, edited.weight(name).data)).toBe(false);
     const prompt = 'The Space Needle is located in the city of';
     expect(sameBytes((await reloaded.logits(prompt)).data, (await stored.logits(prompt)).data)).toBe(true);
-    const info = openCheckpoint(dir).info(name);
-    expect(outsideSpanEqual(path.join(dir, 'model.safetensors'), path.join(out, 'model.safetensors'), info.byteOffset, info.byteLength)).toBe(true);
-    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'config.json']) expect(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(dir, f)))).toBe(true);
+    expectOnlyEdited(dir, out, name, ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'config.json']);
     // The source itself is untouched by saving.
     expect(sameBytes(model.weight(name).data, (await Model.load(dir)).weight(name).data)).toBe(true);
   });

@@ -10,3 +10,4 @@ export { defaultLayers, checkLayers } from './layers';
 export { templateKeys, bareRows, readHookRows } from './rows';
 export { scalingCurve } from './scaling';
 export type { ScalingOptions, ScalingRow, ScalingCase, MassEditMethod } from './scaling';
+export { scalingFigure } from './figures';
