@@ -12,6 +12,7 @@ import { Model } from '../src/runtime/model';
 import { rng } from '../src/runtime/generate';
 import { Tensor } from '../src/runtime/tensor';
 import { openCheckpoint } from '../src/io/checkpoint';
+import { SafetensorsFile, writeShardedSafetensors } from '../src/io/safetensors';
 
 const ROOT = path.join(__dirname, '..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'factlens-save-'));
@@ -73,6 +74,28 @@ describe('Model.save', () => {
     expectOnlyEdited(dir, out, name, ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'config.json']);
     // The source itself is untouched by saving.
     expect(sameBytes(model.weight(name).data, (await Model.load(dir)).weight(name).data)).toBe(true);
+  });
+
+  it('sharded checkpoint: the edit lands in its own shard, the index and the other shard are copies', async () => {
+    const src = path.join(ROOT, 'test', 'fixtures', 'tiny-neox');
+    const dir = path.join(tmp, 'tiny-neox-sharded');
+    fs.mkdirSync(dir);
+    const file = SafetensorsFile.open(path.join(src, 'model.safetensors'));
+    const half = Math.ceil(file.names.length / 2);
+    const shard = (names: string[]) => Object.fromEntries(names.map((n) => [n, { dtype: 'F32' as const, shape: file.info(n).shape, data: file.readFloat32(n) }]));
+    const [first, second] = writeShardedSafetensors(dir, [shard(file.names.slice(0, half)), shard(file.names.slice(half))]);
+    file.close();
+    fs.copyFileSync(path.join(src, 'config.json'), path.join(dir, 'config.json'));
+    const model = await Model.load(dir);
+    const ckpt = openCheckpoint(dir);
+    const name = model.weightNames().find((n) => n.endsWith('mlp.dense_4h_to_h.weight') && path.basename(ckpt.info(n).file) === second)!;
+    ckpt.close();
+    const edited = perturbed(model, name, 0.05);
+    const out = path.join(tmp, 'tiny-neox-sharded-edited');
+    expect(edited.save(out).edited[0].file).toBe(second);
+    for (const f of [first, 'model.safetensors.index.json', 'config.json']) expect(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(dir, f)))).toBe(true);
+    const ids = [[5, 9, 100, 7]];
+    expect(sameBytes((await (await Model.load(out)).logits(ids)).data, (await edited.logits(ids)).data)).toBe(true);
   });
 
   it('refuses to overwrite the source or a file, before writing anything', async () => {
