@@ -51,6 +51,7 @@ export type { TokenSpan } from './data/subject-span';
 // The paper's four methods, one namespace each (e.g. `rome.applyEdit`, `causalTracing.traceFacts`).
 export * as causalTracing from './methods/causal-tracing';
 export * as rome from './methods/rome';
+export * as memit from './methods/memit';
 export * as lre from './methods/lre';
 export * as informationFlow from './methods/information-flow';
 export * as viz from './viz';

@@ -99,7 +99,13 @@ export interface ValueObjective {
   evaluate(delta: Float32Array): Promise<ValueEvaluation>;
 }
 
-export async function valueObjective(model: Model, site: EditSite, template: string, subject: string, targetIds: number[], contexts: string[], opts: ValueOptions = {}): Promise<ValueObjective> {
+/**
+ * Where δ is added and optimised: ROME passes its edit site (the matrix's output); MEMIT passes the
+ * residual stream after its last layer (methods/memit), whose norm then scales the decay and clamp.
+ */
+export type ValueTarget = Pick<EditSite, 'layer' | 'valueHook' | 'valueDim'>;
+
+export async function valueObjective(model: Model, site: ValueTarget, template: string, subject: string, targetIds: number[], contexts: string[], opts: ValueOptions = {}): Promise<ValueObjective> {
   const klFactor = opts.klFactor ?? 0.0625;
   const wd = opts.weightDecay ?? 0.5;
   if (!targetIds.length) throw new FactlensError('the target has no tokens');
@@ -222,7 +228,7 @@ function fail(msg: string): never {
   throw new FactlensError(msg);
 }
 
-export async function optimizeValue(model: Model, site: EditSite, template: string, subject: string, targetIds: number[], contexts: string[], opts: ValueOptions = {}): Promise<ValueResult> {
+export async function optimizeValue(model: Model, site: ValueTarget, template: string, subject: string, targetIds: number[], contexts: string[], opts: ValueOptions = {}): Promise<ValueResult> {
   const steps = opts.steps ?? 20;
   const lr = opts.lr ?? 0.5;
   const clamp = opts.clampFactor ?? 3;
