@@ -37,6 +37,8 @@ export interface TraceOptions {
   /** Pad cell batches to a multiple of this many tokens (default 4; see runner.ts). */
   bucket?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Stops the trace before its next batch (runtime/abort.ts). */
+  signal?: AbortSignal;
 }
 
 export interface TraceResult {
@@ -117,7 +119,7 @@ export async function traceMany(model: Model, corruptions: Corruption[], opts: T
         runOf.forEach((ci, r) => positionsOf(cs[ci]).forEach((pos, pi) => cells.push({ run: r, clean: ci, pos, out: pi })));
         await runGroup(model, k, layer, window, cells, base.runs, clean.states, (cell, logits) => {
           sums[cell.clean][ki][cell.out][li] += probOf(logits, answers[cell.clean]) / cs[cell.clean].runs.length;
-        }, { batchSize: opts.batchSize, suffix: opts.suffix, bucket: opts.bucket, onBatch: (n) => opts.onProgress?.((done += n), total) });
+        }, { batchSize: opts.batchSize, suffix: opts.suffix, bucket: opts.bucket, onBatch: (n) => opts.onProgress?.((done += n), total), signal: opts.signal });
       }
     }
     cs.forEach((c, ci) => {
