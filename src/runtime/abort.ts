@@ -34,7 +34,9 @@ export function isAborted(signal?: AbortSignal): boolean {
 /** Throws a one-line InterruptedError when the signal is aborted or the running cell was interrupted. */
 export function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) {
-    const why = signal.reason instanceof Error ? `: ${signal.reason.message}` : typeof signal.reason === 'string' ? `: ${signal.reason}` : '';
+    const r = signal.reason as unknown;
+    // abort() without a reason gives a generic AbortError, which adds nothing to the message.
+    const why = r instanceof Error && r.name !== 'AbortError' ? `: ${r.message}` : typeof r === 'string' ? `: ${r}` : '';
     throw new InterruptedError(`interrupted (signal aborted${why})`);
   }
   if (cellInterrupts()?.interrupted()) throw new InterruptedError('interrupted (Kernel → Interrupt)');
