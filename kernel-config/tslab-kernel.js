@@ -26,8 +26,6 @@ const { inspect } = require('util');
 const GRACE_MS = 10000;
 const cellContext = new AsyncLocalStorage();
 let interrupts = 0;
-// Before tslab's own listener (main() adds it), so the mark is set when tslab reacts.
-process.on('SIGINT', () => { interrupts++; });
 globalThis.__factlensCells = {
   /** Runs a cell's code in its own context. */
   run: (fn) => cellContext.run({ interruptsAtStart: interrupts }, fn),
@@ -88,4 +86,9 @@ function loadPatched(name, patches) {
 
 for (const [name, patches] of Object.entries(PATCHES)) loadPatched(name, patches);
 
-require(path.join(tslabDir, 'dist', 'main.js')).main();
+// Required (not run) by test/run-cells.cjs, which only wants the patched converter and executor.
+if (require.main === module) {
+  // Before tslab's own listener (main() adds it), so the mark is set when tslab reacts.
+  process.on('SIGINT', () => { interrupts++; });
+  require(path.join(tslabDir, 'dist', 'main.js')).main();
+}
