@@ -21,6 +21,8 @@ export type { LogitLoss, GradientResult, Site } from './runtime/grad';
 export { generate, rng } from './runtime/generate';
 export type { GenerateOptions, Generation } from './runtime/generate';
 export { Tape } from './runtime/tape';
+export { InterruptedError, throwIfAborted, isAborted } from './runtime/abort';
+export type { AbortOptions } from './runtime/abort';
 export { FactlensError } from './errors';
 export * from './io';
 export { runLayerSlice } from './runtime/layer-slice';

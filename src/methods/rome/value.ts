@@ -18,6 +18,7 @@ import type { EditSite } from './sites';
 import { contextRows } from './key';
 import { subjectTokens } from './subject';
 import { norm } from './linalg';
+import { throwIfAborted } from '../../runtime/abort';
 
 export interface ValueOptions {
   /** Forward passes at most (the last one only evaluates): default 20. */
@@ -40,6 +41,8 @@ export interface ValueOptions {
    * optimisation pass from their recurrent state (δ cannot change them). Same numbers, fewer tokens.
    */
   prefixState?: boolean;
+  /** Stops the optimisation before its next step (runtime/abort.ts). */
+  signal?: AbortSignal;
 }
 
 export interface ValueStep {
@@ -243,6 +246,7 @@ export async function optimizeValue(model: Model, site: ValueTarget, template: s
   const trace: ValueStep[] = [];
   let stopReason: ValueResult['stopReason'] = 'steps';
   for (let step = 0; step < steps; step++) {
+    throwIfAborted(opts.signal);
     const e = await objective.evaluate(delta);
     const rec: ValueStep = { step, loss: e.loss, nll: e.nll, kl: e.kl, weightDecay: e.weightDecay, prob: e.prob, deltaNorm: norm(delta) };
     trace.push(rec);
