@@ -10,3 +10,8 @@ export type { AttributionMetric, MetricName } from './metrics';
 export { attributionKinds, selectKinds } from './kinds';
 export type { AttributionKind } from './kinds';
 export type { PromptPair, Direction } from './pairs';
+export { exactPatching } from './exact';
+export type { ExactOptions, PairExact } from './exact';
+export { compareWithExact } from './compare';
+export type { CompareOptions, Comparison } from './compare';
+export { pearson, spearman, ranks, topIndices } from './agreement';
