@@ -85,6 +85,18 @@ for (const [fixture, kinds] of [
       expect(badRow.overlap).toBeLessThan(0.5);
       expect(badRow.falseNegatives).toBe(bad.misses.numRows());
       expect(badRow.falseNegatives).toBeGreaterThan(0);
+      // exact's largest cell is the estimate's second largest: a miss at k = 1, a hit at k = 2
+      const second = estimates.map((e) => {
+        const flat = e.kinds[kinds[0]].estimate.flat();
+        const i = attribution.topIndices(flat, 2)[1];
+        const T = e.kinds[kinds[0]].estimate[0].length;
+        return { pair: e.pair, base: 0, source: 0, kinds: { [kinds[0]]: e.kinds[kinds[0]].estimate.map((r, l) => r.map((_, t) => (l * T + t === i ? 1 : 0))) } };
+      });
+      const at1 = await attribution.compareWithExact(model, pairs, metric, { ...opts, topK: 1, exact: second });
+      expect(at1.table.objects()[0]).toMatchObject({ overlap: 0, falseNegatives: pairs.length });
+      expect(at1.misses.array('estimateRank')).toEqual(pairs.map(() => 1));
+      const at2 = await attribution.compareWithExact(model, pairs, metric, { ...opts, topK: 2, exact: second });
+      expect((at2.misses.objects() as Array<Record<string, number>>).filter((m) => m.exactRank === 0)).toEqual([]);
     });
   });
 }
