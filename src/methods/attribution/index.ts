@@ -15,3 +15,5 @@ export type { ExactOptions, PairExact } from './exact';
 export { compareWithExact } from './compare';
 export type { CompareOptions, Comparison } from './compare';
 export { pearson, spearman, ranks, topIndices } from './agreement';
+export { hiddenAttention, hiddenAttentionOf, scanInputs } from './hidden-attention';
+export type { HiddenAttention, HiddenAttentionOptions, HiddenAggregate, ScanInputs } from './hidden-attention';
