@@ -41,3 +41,4 @@ export * as rome from './methods/rome';
 export * as lre from './methods/lre';
 export * as informationFlow from './methods/information-flow';
 export * as viz from './viz';
+export * as attribution from './methods/attribution';
