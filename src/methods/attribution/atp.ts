@@ -6,7 +6,9 @@
  * method 'atp' is that linear estimate; 'atp*' recomputes the nonlinearity where the linear step is
  * known to fail — the attention softmax for queries and keys (qk.ts), and the pointwise SiLU/GELU
  * after mixer.z, mixer.conv and mlp.pre (their estimate is the exact change of the activation after
- * the nonlinearity times its gradient); 'ig' averages the gradient over k input interpolations.
+ * the nonlinearity times its gradient); 'ig' averages the gradient over k input interpolations;
+ * 'graddrop' is the mean magnitude over layers of AtP with one layer's backward flow dropped
+ * (graddrop.ts), a ranking score against cancellation, not a signed estimate.
  */
 import { FactlensError } from '../../errors';
 import type { Model } from '../../runtime/model';
@@ -18,8 +20,9 @@ import { AttributionKind, hookOf, selectKinds } from './kinds';
 import type { AttributionMetric } from './metrics';
 import { checkPairs, Direction, PromptPair, runRows } from './pairs';
 import { qkRowEstimate } from './qk';
+import { GradDropPass, gradDropPass } from './graddrop';
 
-export type AttributionMethod = 'atp' | 'atp*' | 'ig';
+export type AttributionMethod = 'atp' | 'atp*' | 'ig' | 'graddrop';
 
 export interface AttributionOptions {
   /** Hook kinds (hook names without the layer, e.g. "mixer.ssm_out"); default every kind. */
@@ -71,7 +74,7 @@ export async function attributionPatching(model: Model, pairs: PromptPair[], met
   checkPairs(pairs);
   const direction = opts.direction ?? 'denoising';
   const method = opts.method ?? 'atp';
-  if (!['atp', 'atp*', 'ig'].includes(method)) throw new FactlensError(`attribution: method must be atp, atp* or ig, got "${method}"`);
+  if (!['atp', 'atp*', 'ig', 'graddrop'].includes(method)) throw new FactlensError(`attribution: method must be atp, atp*, ig or graddrop, got "${method}"`);
   const kinds = selectKinds(model, opts.kinds);
   const layers = opts.layers ?? [...Array(model.nLayers).keys()];
   for (const l of layers) if (!(Number.isInteger(l) && l >= 0 && l < model.nLayers)) throw new FactlensError(`attribution: layer ${l} is out of range 0..${model.nLayers - 1}`);
@@ -86,7 +89,7 @@ export async function attributionPatching(model: Model, pairs: PromptPair[], met
     const src = await model.run(rows.source, { cache: names, logits: 'last' });
     const pass = method === 'ig'
       ? await integratedGradPass(model, rows.base, rows.source, pairOf, metric, names, opts.steps ?? 8)
-      : await gradPass(model, rows.base, pairOf, metric, names);
+      : method === 'graddrop' ? await gradDropPass(model, rows.base, pairOf, metric, names) : await gradPass(model, rows.base, pairOf, metric, names);
     const sourceValues = metricValues(src.logits!, pairOf, metric);
     const srcOf = (n: string) => src.cache.get(n);
     chunk.forEach((pair, b) => {
@@ -115,5 +118,19 @@ function estimateOf(k: AttributionKind, l: number, method: AttributionMethod, pa
     }, which, b, length);
   }
   const n = at(inputsOf(k.kind, method)[0]);
-  return rowEstimate(src(n), pass.acts.get(n)!, pass.grads.get(n)!, b, length, k.unit === 'head');
+  const heads = k.unit === 'head';
+  if (method === 'graddrop') return gradDropEstimate((pass as GradDropPass).dropped.map((g) => rowEstimate(src(n), pass.acts.get(n)!, g.get(n)!, b, length, heads)));
+  return rowEstimate(src(n), pass.acts.get(n)!, pass.grads.get(n)!, b, length, heads);
+}
+
+/** 1/(L−1) Σ_ℓ |estimate with layer ℓ dropped|, per cell and per unit (L = 1: the plain magnitude). */
+function gradDropEstimate(perLayer: RowEstimate[]): RowEstimate {
+  const scale = 1 / Math.max(1, perLayer.length - 1);
+  const perPosition = new Float64Array(perLayer[0].perPosition.length); // [T]
+  const perUnit = new Float32Array(perLayer[0].perUnit.length); // [T,U]
+  for (const r of perLayer) {
+    r.perPosition.forEach((x, i) => (perPosition[i] += Math.abs(x) * scale));
+    r.perUnit.forEach((x, i) => (perUnit[i] += Math.abs(x) * scale));
+  }
+  return { perPosition, perUnit, units: perLayer[0].units };
 }

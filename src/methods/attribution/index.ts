@@ -17,3 +17,5 @@ export type { CompareOptions, Comparison } from './compare';
 export { pearson, spearman, ranks, topIndices } from './agreement';
 export { hiddenAttention, hiddenAttentionOf, scanInputs } from './hidden-attention';
 export type { HiddenAttention, HiddenAttentionOptions, HiddenAggregate, ScanInputs } from './hidden-attention';
+export { factPairs } from './fact-pairs';
+export type { FactPair } from './fact-pairs';
