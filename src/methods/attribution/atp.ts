@@ -16,9 +16,9 @@ import type { Tensor } from '../../runtime/tensor';
 import { RowEstimate, rowEstimate } from './cells';
 import { GradPass, gradPass, metricValues } from './grad-pass';
 import { integratedGradPass } from './integrated';
-import { AttributionKind, hookOf, selectKinds } from './kinds';
+import { AttributionKind, hookOf, selectKinds, selectLayers } from './kinds';
 import type { AttributionMetric } from './metrics';
-import { checkPairs, Direction, PromptPair, runRows } from './pairs';
+import { checkPairs, Direction, pairBatches, PromptPair } from './pairs';
 import { qkRowEstimate } from './qk';
 import { GradDropPass, gradDropPass } from './graddrop';
 
@@ -76,16 +76,10 @@ export async function attributionPatching(model: Model, pairs: PromptPair[], met
   const method = opts.method ?? 'atp';
   if (!['atp', 'atp*', 'ig', 'graddrop'].includes(method)) throw new FactlensError(`attribution: method must be atp, atp*, ig or graddrop, got "${method}"`);
   const kinds = selectKinds(model, opts.kinds);
-  const layers = opts.layers ?? [...Array(model.nLayers).keys()];
-  for (const l of layers) if (!(Number.isInteger(l) && l >= 0 && l < model.nLayers)) throw new FactlensError(`attribution: layer ${l} is out of range 0..${model.nLayers - 1}`);
-  const bs = opts.batchSize ?? 8;
-  if (!(Number.isInteger(bs) && bs >= 1)) throw new FactlensError(`attribution: batchSize must be a positive integer, got ${bs}`);
+  const layers = selectLayers(model, opts.layers);
   const names = [...new Set(kinds.flatMap((k) => inputsOf(k.kind, method)).flatMap((k) => layers.map((l) => hookOf(k, l))))];
   const out: PairAttribution[] = [];
-  for (let p0 = 0; p0 < pairs.length; p0 += bs) {
-    const chunk = pairs.slice(p0, p0 + bs);
-    const pairOf = chunk.map((_, i) => p0 + i);
-    const rows = runRows(chunk, direction);
+  for (const { chunk, p0, pairOf, rows } of pairBatches(pairs, opts.batchSize ?? 8, direction)) {
     const src = await model.run(rows.source, { cache: names, logits: 'last' });
     const pass = method === 'ig'
       ? await integratedGradPass(model, rows.base, rows.source, pairOf, metric, names, opts.steps ?? 8)

@@ -9,10 +9,10 @@ import { sweep } from '../../runtime/sweep';
 import type { Row } from '../../runtime/sweep';
 import type { InterventionSpec } from '../../runtime/interventions';
 import { Tensor } from '../../runtime/tensor';
-import { hookOf, selectKinds } from './kinds';
+import { hookOf, selectKinds, selectLayers } from './kinds';
 import { metricValues } from './grad-pass';
 import type { AttributionMetric } from './metrics';
-import { checkPairs, Direction, PromptPair, runRows } from './pairs';
+import { checkPairs, Direction, pairBatches, PromptPair } from './pairs';
 
 export interface ExactOptions {
   kinds?: string[];
@@ -37,17 +37,13 @@ export async function exactPatching(model: Model, pairs: PromptPair[], metric: A
   checkPairs(pairs);
   const direction = opts.direction ?? 'denoising';
   const kinds = selectKinds(model, opts.kinds).map((k) => k.kind);
-  const layers = opts.layers ?? [...Array(model.nLayers).keys()];
-  const chunkSize = opts.pairChunk ?? 16;
+  const layers = selectLayers(model, opts.layers);
   const names = kinds.flatMap((k) => layers.map((l) => hookOf(k, l)));
   const residNames = [...new Set(layers)].map((l) => hookOf('resid_pre', l));
   const total = pairs.reduce((s, p) => s + p.clean.length, 0) * kinds.length * layers.length;
   let done = 0;
   const out: PairExact[] = [];
-  for (let p0 = 0; p0 < pairs.length; p0 += chunkSize) {
-    const chunk = pairs.slice(p0, p0 + chunkSize);
-    const pairOf = chunk.map((_, i) => p0 + i);
-    const rows = runRows(chunk, direction);
+  for (const { chunk, p0, pairOf, rows } of pairBatches(pairs, opts.pairChunk ?? 16, direction)) {
     const src = await model.run(rows.source, { cache: names, logits: 'last' });
     const base = await model.run(rows.base, { cache: residNames, logits: 'last' });
     const baseValues = metricValues(base.logits!, pairOf, metric);

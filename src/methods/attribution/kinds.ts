@@ -36,3 +36,10 @@ export function selectKinds(model: Model, names?: string[]): AttributionKind[] {
 }
 
 export const hookOf = (kind: string, layer: number) => `layers.${layer}.${kind}`;
+
+/** The requested layers (default all), each checked. */
+export function selectLayers(model: Model, layers?: number[]): number[] {
+  const all = layers ?? [...Array(model.nLayers).keys()];
+  for (const l of all) if (!(Number.isInteger(l) && l >= 0 && l < model.nLayers)) throw new FactlensError(`attribution: layer ${l} is out of range 0..${model.nLayers - 1}`);
+  return all;
+}

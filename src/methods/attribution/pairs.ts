@@ -29,3 +29,12 @@ export function runRows(pairs: PromptPair[], direction: Direction): { base: numb
   const corrupt = pairs.map((p) => p.corrupt);
   return direction === 'denoising' ? { base: corrupt, source: clean } : { base: clean, source: corrupt };
 }
+
+/** Pairs in batches of `size`: the batch, each row's pair index and the rows of both runs. */
+export function* pairBatches(pairs: PromptPair[], size: number, direction: Direction): Generator<{ chunk: PromptPair[]; p0: number; pairOf: number[]; rows: { base: number[][]; source: number[][] } }> {
+  if (!(Number.isInteger(size) && size >= 1)) throw new FactlensError(`attribution: batch size must be a positive integer, got ${size}`);
+  for (let p0 = 0; p0 < pairs.length; p0 += size) {
+    const chunk = pairs.slice(p0, p0 + size);
+    yield { chunk, p0, pairOf: chunk.map((_, i) => p0 + i), rows: runRows(chunk, direction) };
+  }
+}
