@@ -1,14 +1,16 @@
 /**
  * Exact activation patching on the cells attribution estimates: for each pair, kind, layer and
  * position, the base run with that one cell replaced by the source run's activation, through the
- * engine's batched `sweep` (runs start at the patched layer from the base run's residual; see
- * sweep.ts). effect = m(patched) − m(base): the quantity AtP estimates.
+ * engine's batched `sweep` (runs start at the patched layer from the base run's residual and, for
+ * Mamba, at the patched position from its recurrent state: exact, see sweep.ts and resume.ts).
+ * effect = m(patched) − m(base): the quantity AtP estimates.
  */
 import type { Model } from '../../runtime/model';
 import { sweep } from '../../runtime/sweep';
 import type { Row } from '../../runtime/sweep';
 import type { InterventionSpec } from '../../runtime/interventions';
 import { Tensor } from '../../runtime/tensor';
+import { mambaStateAt, resumeCacheNames } from '../../runtime/resume';
 import { hookOf, selectKinds, selectLayers } from './kinds';
 import { metricValues } from './grad-pass';
 import type { AttributionMetric } from './metrics';
@@ -18,7 +20,7 @@ export interface ExactOptions {
   kinds?: string[];
   layers?: number[];
   direction?: Direction;
-  /** Pairs whose source caches are held at once (default 16). */
+  /** Pairs whose source and base caches are held at once (default 16; Mamba 4: its base cache holds every state). */
   pairChunk?: number;
   /** Patched runs per forward pass (default: the sweep's memory-based size). */
   batchSize?: number;
@@ -39,13 +41,14 @@ export async function exactPatching(model: Model, pairs: PromptPair[], metric: A
   const kinds = selectKinds(model, opts.kinds).map((k) => k.kind);
   const layers = selectLayers(model, opts.layers);
   const names = kinds.flatMap((k) => layers.map((l) => hookOf(k, l)));
-  const residNames = [...new Set(layers)].map((l) => hookOf('resid_pre', l));
+  const mamba = model.arch === 'mamba';
+  const baseNames = mamba ? resumeCacheNames(model) : [...new Set(layers)].map((l) => hookOf('resid_pre', l));
   const total = pairs.reduce((s, p) => s + p.clean.length, 0) * kinds.length * layers.length;
   let done = 0;
   const out: PairExact[] = [];
-  for (const { chunk, p0, pairOf, rows } of pairBatches(pairs, opts.pairChunk ?? 16, direction)) {
+  for (const { chunk, p0, pairOf, rows } of pairBatches(pairs, opts.pairChunk ?? (mamba ? 4 : 16), direction)) {
     const src = await model.run(rows.source, { cache: names, logits: 'last' });
-    const base = await model.run(rows.base, { cache: residNames, logits: 'last' });
+    const base = await model.run(rows.base, { cache: baseNames, logits: 'last' });
     const baseValues = metricValues(base.logits!, pairOf, metric);
     const sourceValues = metricValues(src.logits!, pairOf, metric);
     const D = model.config.dModel;
@@ -69,7 +72,11 @@ export async function exactPatching(model: Model, pairs: PromptPair[], metric: A
       caches: { source: src.cache },
       metric: (logits, row) => ({ m: metric(logits, pairOf[row.b as number]).value }),
       batchSize: opts.batchSize,
-      prefix: { startLayer: (row) => row.layer as number, resid: residOf },
+      prefix: {
+        startLayer: (row) => row.layer as number, resid: residOf,
+        startPosition: mamba ? (row) => row.pos as number : undefined,
+        state: mamba ? (layer, position, row) => mambaStateAt(model, base.cache, layer, position, row.b as number) : undefined,
+      },
       onProgress: (n) => opts.onProgress?.(done + n, total),
     });
     done += grid.length;
