@@ -85,6 +85,11 @@ for (const [fixture, kinds] of [
       expect(badRow.overlap).toBeLessThan(0.5);
       expect(badRow.falseNegatives).toBe(bad.misses.numRows());
       expect(badRow.falseNegatives).toBeGreaterThan(0);
+      // given estimates are used as they are: the flipped scores as estimates against themselves agree fully
+      const given = flipped.map((f, i) => ({ ...estimates[i], kinds: { [kinds[0]]: { ...estimates[i].kinds[kinds[0]], estimate: f.kinds[kinds[0]] } } }));
+      const selfAgain = (await attribution.compareWithExact(model, pairs, metric, { ...opts, exact: flipped, estimates: given })).table.objects()[0] as Record<string, number>;
+      expect(selfAgain.pearson).toBeCloseTo(1, 6);
+      await expect(attribution.compareWithExact(model, pairs, metric, { ...opts, kinds: ['resid_post', 'mixer.gate'], exact: flipped, estimates: given })).rejects.toThrow(/no kind/);
       // exact's largest cell is the estimate's second largest: a miss at k = 1, a hit at k = 2
       const second = estimates.map((e) => {
         const flat = e.kinds[kinds[0]].estimate.flat();

@@ -147,7 +147,7 @@ for (const [i, m] of models.entries()) {
   const metric = attribution.probMetric(pairs[i].map((p) => p.answer));
   const byMethod: Record<string, attribution.Comparison> = {};
   for (const method of ['atp', 'atp*', 'ig'] as const) {
-    byMethod[method] = await attribution.compareWithExact(m, pairs[i], metric, { kinds: kindsFor(m), method, steps: IG_STEPS, topK: TOP_K, exact: exact[i] });
+    byMethod[method] = await attribution.compareWithExact(m, pairs[i], metric, { kinds: kindsFor(m), topK: TOP_K, exact: exact[i], estimates: estimates[i][method] });
     agreement.push(...(byMethod[method].table.objects() as Record<string, unknown>[]).map((r) => ({ model: m.name, ...r })));
   }
   comparisons.push(byMethod);

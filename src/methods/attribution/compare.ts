@@ -19,6 +19,8 @@ export interface CompareOptions extends AttributionOptions {
   topK?: number;
   /** Exact effects already computed for these pairs (skips the exact sweep). */
   exact?: PairExact[];
+  /** Estimates already computed for these pairs (skips attributionPatching). */
+  estimates?: PairAttribution[];
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -34,18 +36,20 @@ export interface Comparison {
 export async function compareWithExact(model: Model, pairs: PromptPair[], metric: AttributionMetric, opts: CompareOptions = {}): Promise<Comparison> {
   const k = opts.topK ?? 10;
   if (!(Number.isInteger(k) && k >= 1)) throw new FactlensError(`compareWithExact: topK must be a positive integer, got ${k}`);
-  const estimates = await attributionPatching(model, pairs, metric, opts);
+  const estimates = opts.estimates ?? await attributionPatching(model, pairs, metric, opts);
+  if (estimates.length !== pairs.length) throw new FactlensError(`compareWithExact: estimates has ${estimates.length} pairs, expected ${pairs.length}`);
   const exact = opts.exact ?? await exactPatching(model, pairs, metric, { kinds: opts.kinds, layers: opts.layers, direction: opts.direction, onProgress: opts.onProgress });
   if (exact.length !== pairs.length) throw new FactlensError(`compareWithExact: exact has ${exact.length} pairs, expected ${pairs.length}`);
   const rows: Record<string, unknown>[] = [];
   const misses: Record<string, unknown>[] = [];
-  for (const kind of Object.keys(estimates[0].kinds)) {
+  for (const kind of opts.kinds ?? Object.keys(estimates[0].kinds)) {
     const est: number[] = [];
     const ex: number[] = [];
     let overlap = 0;
     let falseNegatives = 0;
     estimates.forEach((e, p) => {
       const m = e.kinds[kind];
+      if (!m) throw new FactlensError(`compareWithExact: estimates of pair ${p} have no kind "${kind}"`);
       const truth = exact[p].kinds[kind];
       if (!truth) throw new FactlensError(`compareWithExact: exact effects of pair ${p} have no kind "${kind}"`);
       const a = m.estimate.flat();
