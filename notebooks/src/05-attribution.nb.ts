@@ -30,7 +30,7 @@ const MODELS = { mamba: '../data/models/mamba-facts', pythia: '../data/models/ne
 const N_FACTS = FULL ? 200 : 50;
 /** Hook kinds in the agreement table (FULL: every kind of the architecture). */
 const AGREEMENT_KINDS: Record<string, string[]> = {
-  mamba: ['resid_post', 'mixer.x', 'mixer.dt', 'mixer.ssm_out', 'mixer.gate', 'mixer.out'],
+  mamba: ['resid_post', 'mixer.z', 'mixer.conv', 'mixer.dt', 'mixer.ssm_out', 'mixer.gate', 'mixer.out'],
   gpt_neox: ['resid_post', 'attn.q', 'attn.k', 'attn.out', 'mlp.out'],
 };
 /** The states of the paper's causal-tracing maps. */
@@ -166,8 +166,17 @@ markdown(models.map((m) => {
     + `top-${TOP_K} overlap ${f2(r.overlap)}. Its worst kind is \`${w.kind}\` (Pearson ${f2(w.pearson as number)}); there AtP* gives ${f2(ws.pearson)} `
     + `and integrated gradients ${f2(wi.pearson)}.`;
 }).join('\n'));
+markdown(models.flatMap((m) => kindsFor(m).map((kind) => [kind, rowOf(m.name, kind, 'atp'), rowOf(m.name, kind, 'atp*')] as const)
+  .filter(([, a, b]) => a.pearson !== b.pearson)
+  .map(([kind, a, b]) => `- ${m.name}, \`${kind}\`: AtP* moves Pearson ${f2(a.pearson)} → ${f2(b.pearson)}, Spearman ${f2(a.spearman)} → ${f2(b.spearman)}, `
+    + `top-${TOP_K} overlap ${f2(a.overlap)} → ${f2(b.overlap)}.`)).join('\n'));
 
 // %% [markdown]
+// Integrated gradients here interpolate the token embeddings of the whole prompt (EAP-IG), so the
+// gradient is averaged over runs whose context is partly clean: it attributes the joint change of all
+// cells, not the effect of restoring one cell into an otherwise corrupted run, which is what exact
+// patching measures. Per-cell interpolation would be as costly as exact patching itself.
+//
 // Kramár et al. (2024) compare AtP with exact patching on Pythia-410m…12B for attention heads and MLP
 // neurons: AtP recovers most large effects but has a tail of false negatives, chiefly attention
 // queries/keys in saturated softmaxes and effects that cancel across paths, which AtP* (the QK
@@ -182,11 +191,14 @@ markdown(models.map((m) => {
 
 // %%
 for (const [i, m] of models.entries()) {
-  const misses = comparisons[i].atp.misses.orderby(aq.desc((d: { exact: number }) => aq.op.abs(d.exact)));
-  const byKind = aq.from((misses.objects() as Array<{ kind: string }>).reduce((acc, r) => (acc.set(r.kind, (acc.get(r.kind) ?? 0) + 1), acc), new Map<string, number>()))
-    .rename({ 0: 'kind', 1: 'false negatives' });
-  showTable(byKind, { title: `${m.name}: AtP false negatives per kind (${pairs[i].length} pairs × top ${TOP_K})` });
-  showTable(misses, { limit: 8, title: `${m.name}: largest misses` });
+  const misses = (comparisons[i].atp.misses.objects() as Array<{ kind: string; exact: number; estimate: number }>).sort((a, b) => Math.abs(b.exact) - Math.abs(a.exact));
+  const counts = new Map<string, number>();
+  for (const r of misses) counts.set(r.kind, (counts.get(r.kind) ?? 0) + 1);
+  showTable(aq.from([...counts].map(([kind, n]) => ({ kind, 'false negatives': n }))), { title: `${m.name}: AtP false negatives per kind (${pairs[i].length} pairs × top ${TOP_K})` });
+  showTable(aq.from(misses.slice(0, 8)), { title: `${m.name}: largest misses` });
+  const sign = misses.filter((r) => Math.sign(r.estimate) !== Math.sign(r.exact)).length;
+  markdown(`${m.name}: ${misses.length} misses; in ${sign} of them (${((100 * sign) / Math.max(1, misses.length)).toFixed(0)} %) the estimate has the wrong sign, `
+    + `the rest are right in sign but too small.`);
 }
 
 // %% [markdown]
