@@ -14,13 +14,10 @@ export interface AttributionKind {
   unit: 'head' | 'channel';
 }
 
-/** Hooks whose position axis is 2 ([B,H,T,...]): the same set as interventions.ts positionAxis. */
-const HEAD_HOOKS = /^attn\.(q|k|v|scores|pattern)$/;
-
 export function attributionKinds(model: Model): AttributionKind[] {
   return hookDocs(model.arch, model.parallelResidual)
     .filter((d) => d.perLayer && d.local !== 'mixer.state')
-    .map((d) => ({ kind: d.local, unit: HEAD_HOOKS.test(d.local) ? 'head' : 'channel' }));
+    .map((d) => ({ kind: d.local, unit: d.shape.startsWith('[B,H,T,') ? 'head' : 'channel' })); // heads lead, then positions
 }
 
 /** The requested kinds (default all), each checked against the architecture. */
