@@ -154,6 +154,9 @@ for (const [fixture, cells] of [
       await expect(attribution.attributionPatching(model, [{ clean, corrupt }], m, { layers: [99] })).rejects.toThrow(/layer 99/);
       await expect(attribution.attributionPatching(model, [{ clean, corrupt }], attribution.probMetric([1e9]))).rejects.toThrow(/answer of pair 0/);
       await expect(attribution.attributionPatching(model, [{ clean, corrupt }], m, { method: 'ig', steps: 1e12 })).rejects.toThrow(/steps/);
+      await expect(attribution.attributionPatching(model, [{ clean, corrupt }], m, { direction: 'sideways' as 'noising' })).rejects.toThrow(/direction must be/);
+      await expect(attribution.attributionPatching(model, [{ clean, corrupt }], m, { batchSize: 0 })).rejects.toThrow(/batch size/);
+      await expect(attribution.attributionPatching(model, [], m)).rejects.toThrow(/at least one prompt pair/);
     });
   });
 }
