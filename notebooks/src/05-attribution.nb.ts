@@ -126,7 +126,7 @@ for (const [i, m] of models.entries()) {
   const figs = MAP_KINDS[m.arch].flatMap((kind) => {
     const ex = exact[i][p].kinds[kind];
     const est = estimates[i].atp[p].kinds[kind].estimate;
-    const zmax = Math.max(...ex.flat().map(Math.abs), ...est.flat().map(Math.abs));
+    const zmax = Math.max(1e-6, ...ex.flat().map(Math.abs), ...est.flat().map(Math.abs));
     const common = { tokens: pair.tokens, subjectRange: pair.subjectRange, kind: vizKind[kind], zmin: -zmax, zmax, metric: 'Δp' };
     return [heatmap({ ...common, values: transpose(ex), title: `exact: ${kind}` }), heatmap({ ...common, values: transpose(est), title: `AtP: ${kind}` })];
   });
