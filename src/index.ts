@@ -21,9 +21,24 @@ export type { LogitLoss, GradientResult, Site } from './runtime/grad';
 export { generate, rng } from './runtime/generate';
 export type { GenerateOptions, Generation } from './runtime/generate';
 export { Tape } from './runtime/tape';
+export { InterruptedError, throwIfAborted, isAborted } from './runtime/abort';
+export type { AbortOptions } from './runtime/abort';
 export { FactlensError } from './errors';
 export * from './io';
 export { runLayerSlice } from './runtime/layer-slice';
+
+// Conveniences for TransformerLens / nnsight users: names, logits rows, top-k tables, the logit lens, subjects by string.
+export { getActName } from './runtime/act-name';
+export { logSoftmax, softmax, logSumExp, argmax, topKIndices, nll, probOf, klDivergence, logitsAt } from './runtime/logits';
+export type { LogitsRow } from './runtime/logits';
+export { topK, logitLens, accumulatedResid } from './lens';
+export type { LensOptions, AccumulatedResid } from './lens';
+export { findSubject } from './data/find-subject';
+export type { SubjectTokens } from './data/find-subject';
+export type { SubjectPositions, InterventionOp } from './runtime/interventions';
+export { HookError } from './runtime/hook-guard';
+export { resolveWeightName } from './runtime/weight-names';
+export { cacheBytes } from './runtime/cache-size';
 export { mambaStateAt, resumeCacheNames } from './runtime/resume';
 
 // Data: relation files, CounterFact, known-fact filters, subject spans.
@@ -38,6 +53,7 @@ export type { TokenSpan } from './data/subject-span';
 // The paper's four methods, one namespace each (e.g. `rome.applyEdit`, `causalTracing.traceFacts`).
 export * as causalTracing from './methods/causal-tracing';
 export * as rome from './methods/rome';
+export * as memit from './methods/memit';
 export * as lre from './methods/lre';
 export * as informationFlow from './methods/information-flow';
 export * as viz from './viz';

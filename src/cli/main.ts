@@ -4,6 +4,7 @@
  *   npm run cli -- grad --model DIR --ids 1,2,3 --wrt HOOK_OR_WEIGHT
  *   npm run cli -- generate --model DIR --prompt "..." [--max-new-tokens 20] [--top-k 0] [--seed 0]
  *   npm run cli -- hooks --model DIR
+ *   npm run cli -- memit --model DIR --records FILE --n N --out DIR2 [--matrix W_o] [--layers a,b,c]   (and rome: edit-commands.ts)
  *   npm run cli -- atp --model DIR --clean TEXT --corrupt TEXT --answer TEXT [--kinds k1,k2] [--metric prob|logprob]
  * JSON goes to stdout; errors go to stderr as one readable line (exit code 1).
  */
@@ -12,6 +13,8 @@ import { allHookNames, hookDocs } from '../runtime/hooks';
 import { gradients, nextTokenNll } from '../runtime/grad';
 import { generate } from '../runtime/generate';
 import { Tensor } from '../runtime/tensor';
+import { editCommand, EDIT_USAGE } from './edit-commands';
+import { resolveWeightName } from '../runtime/weight-names';
 import { atpCommand, ATP_USAGE } from './atp';
 
 const USAGE = `usage:
@@ -19,7 +22,8 @@ const USAGE = `usage:
   grad        --model DIR --ids 1,2,3 --wrt HOOK_OR_WEIGHT_NAME
   generate    --model DIR --prompt TEXT [--max-new-tokens N] [--top-k K] [--seed S] [--temperature T]
   hooks       --model DIR
-  ${ATP_USAGE}`;
+  ${ATP_USAGE}
+${EDIT_USAGE}`;
 
 function parseArgs(argv: string[]): { cmd: string; flags: Map<string, string> } {
   const [cmd, ...rest] = argv;
@@ -29,7 +33,8 @@ function parseArgs(argv: string[]): { cmd: string; flags: Map<string, string> } 
     if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"\n${USAGE}`);
     const eq = a.indexOf('=');
     if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
-    else flags.set(a.slice(2), rest[++i] ?? '');
+    else if (rest[i + 1] === undefined || rest[i + 1].startsWith('--')) flags.set(a.slice(2), ''); // a switch (e.g. --known)
+    else flags.set(a.slice(2), rest[++i]);
   }
   return { cmd: cmd ?? '', flags };
 }
@@ -51,6 +56,7 @@ const unbatch = (t: Tensor) => (t.shape[0] === 1 ? t.at(0) : t).toNested();
 
 async function main(argv: string[]): Promise<void> {
   const { cmd, flags } = parseArgs(argv);
+  if (cmd === 'memit' || cmd === 'rome') return editCommand(cmd, flags, need);
   if (!['activations', 'grad', 'generate', 'hooks', 'atp'].includes(cmd)) throw new Error(`unknown command "${cmd}"\n${USAGE}`);
   const model = await Model.load(need(flags, 'model'));
   if (cmd === 'hooks') {
@@ -70,7 +76,7 @@ async function main(argv: string[]): Promise<void> {
     if (ids.length < 2) throw new Error('grad needs at least 2 tokens (the loss is the next-token NLL of the sequence)');
     const res = await gradients(model, [ids], nextTokenNll, [wrt]);
     const g = res.grads.get(wrt)!;
-    const isWeight = model.weightNames().includes(wrt) || wrt.endsWith('.weight');
+    const isWeight = resolveWeightName(model, wrt) !== null;
     process.stdout.write(JSON.stringify({ loss: res.loss, grad: isWeight ? g.toNested() : unbatch(g) }) + '\n');
   } else if (cmd === 'atp') {
     process.stdout.write(JSON.stringify(await atpCommand(model, flags, (n) => need(flags, n))) + '\n');

@@ -15,6 +15,8 @@ import { rotaryTables } from '../models/gptneox';
 import { runLayerInChunks, StatePatch } from './state-patch';
 import { layerStackStage } from './layer-stack';
 import { stageLayout } from './stage';
+import { throwIfAborted } from './abort';
+import { guardHook } from './hook-guard';
 
 export interface HookContext {
   name: string; // canonical hook name
@@ -59,6 +61,8 @@ export interface RunOptions {
    * Hooks see them as ctx.offsets; interventions take absolute positions.
    */
   positionOffsets?: number[];
+  /** Stop before this forward pass when aborted (see abort.ts; a notebook interrupt stops it too). */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -71,13 +75,14 @@ export interface RunResult {
 }
 
 export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}): Promise<RunResult> {
+  throwIfAborted(opts.signal); // every method's batches pass here: the one check that stops them all
   const L = model.nLayers;
   const resolve = (n: string) => resolveHook(n, model.arch, L, model.parallelResidual);
-  const cache = new ActivationCache(model.arch, L, model.parallelResidual);
+  const cache = new ActivationCache(model.arch, L, model.parallelResidual, batch);
   const hooks = new Map<string, HookFn[]>();
   for (const [n, fn] of opts.hooks ?? []) {
-    const c = resolve(n).name;
-    hooks.set(c, [...(hooks.get(c) ?? []), fn]);
+    const { name: c, layer } = resolve(n);
+    hooks.set(c, [...(hooks.get(c) ?? []), guardHook(fn, c, layer)]);
   }
   const wanted = new Set((opts.cache ?? []).map((n) => resolve(n).name));
   if ((opts.state || opts.statePatches?.length) && model.arch !== 'mamba') throw new FactlensError('state: only Mamba models have a recurrent state');

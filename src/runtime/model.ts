@@ -8,6 +8,7 @@ import { FactlensError } from '../errors';
 import type { MambaConfig, ModelConfig, NeoxConfig } from '../io/config';
 import type { Tokenizer } from '../io/tokenizer';
 import { openCheckpoint } from '../io/checkpoint';
+import { asStoredValues, rememberSource, saveCheckpoint, SaveReport, sourceOf } from '../io/save-checkpoint';
 import { embeddingName, expectedWeights, unembeddingName } from '../io/weights';
 import { mambaHeadStage, mambaLayerStage } from '../models/mamba';
 import { nativeAddon } from '../graph/native-addon';
@@ -18,7 +19,11 @@ import { StageDef } from './stage';
 import { Tensor } from './tensor';
 import { gatherRows, WeightStore } from './weight-store';
 import { PackedWeights } from './packed-weights';
-import { Arch } from './hooks';
+import { allHookNames, Arch } from './hooks';
+import { generate, GenerateOptions, Generation } from './generate';
+import { checkCacheFits, defaultCacheBudget } from './cache-size';
+import { summarizeModel } from './model-summary';
+import { inspect } from 'util';
 
 export type ModelInput = string | string[] | number[] | number[][] | Batch;
 
@@ -55,6 +60,7 @@ export class Model {
   static async load(dir: string, opts: { name?: string; nativeScan?: boolean; packed?: boolean } = {}): Promise<Model> {
     const ckpt = openCheckpoint(dir);
     ckpt.validate();
+    rememberSource(ckpt.config, dir);
     const shapes = new Map([...expectedWeights(ckpt.config)].filter(([name]) => ckpt.has(name))); // a tied head is resolved in weight()
     const tokenizer = ckpt.hasTokenizer() ? ckpt.loadTokenizer() : null;
     const name = opts.name ?? dir.split('/').filter(Boolean).pop();
@@ -131,6 +137,35 @@ export class Model {
     return new Model(this.config, this.base, this.tokenizer, this.name, merged, this.nativeScan, this.packed);
   }
 
+  /** Canonical names of the weights this view replaces (edits). */
+  editedWeightNames(): string[] {
+    return [...this.overrides.keys()];
+  }
+
+  /**
+   * Save this model (an edited view) as a Hugging Face checkpoint directory: the source checkpoint's
+   * files with the edited tensors rewritten in place in their own dtype (io/save-checkpoint.ts).
+   */
+  save(dir: string): SaveReport {
+    return saveCheckpoint(this.requireSource('save'), dir, this.editedValues());
+  }
+
+  /** This view with its edited weights rounded as `save` stores them (F16/BF16 checkpoints): what a reload holds. */
+  asStored(): Model {
+    const stored = asStoredValues(this.requireSource('asStored'), this.editedValues());
+    return this.withWeights(new Map([...stored].map(([n, v]) => [n, new Tensor(v, this.weight(n).shape)])));
+  }
+
+  private editedValues(): Map<string, Float32Array> {
+    return new Map([...this.overrides].map(([n, t]) => [n, t.data]));
+  }
+
+  private requireSource(what: string): string {
+    const src = sourceOf(this.config);
+    if (!src) throw new FactlensError(`${what}: ${this.name} was not loaded from a checkpoint directory (Model.load), so there is no source to copy`);
+    return src;
+  }
+
   /** Bytes of all float32 weights (resident or, for a packed model, still on disk). */
   get weightBytes(): number {
     return this.base.bytes();
@@ -158,6 +193,16 @@ export class Model {
   /** Each token as its own string (axis labels). */
   tokenStrings(ids: number[]): string[] {
     return this.requireTokenizer().tokenStrings(ids);
+  }
+
+  /** TransformerLens's to_str_tokens: each token of a text (or of token ids) as its own string. */
+  toStrTokens(textOrIds: string | number[]): string[] {
+    return this.tokenStrings(typeof textOrIds === 'string' ? this.encode(textOrIds) : textOrIds);
+  }
+
+  /** TransformerLens's to_tokens: text(s) as the right-padded batch that run, logits, runWithCache and every method accept. */
+  toTokens(text: string | string[]): Batch {
+    return this.batch(text);
   }
 
   get padId(): number {
@@ -207,13 +252,38 @@ export class Model {
     return res.logits!.reshape([N, this.config.vocabSize]);
   }
 
-  /** Logits plus the named activations, TransformerLens style. */
-  async runWithCache(input: ModelInput, names: string[], opts: RunOptions = {}): Promise<RunResult> {
-    return this.run(input, { ...opts, cache: [...(opts.cache ?? []), ...names] });
+  /**
+   * Logits plus the named activations, TransformerLens style. Without names, every hook point
+   * (allHookNames) is kept, after checking that it fits: the estimate must stay within
+   * `maxCacheBytes` (default: half the free memory), or the call throws with the estimate.
+   */
+  async runWithCache(input: ModelInput, names?: string[], opts: RunOptions & { maxCacheBytes?: number } = {}): Promise<RunResult> {
+    const { maxCacheBytes, ...runOpts } = opts;
+    const batch = this.batch(input);
+    let keep = names;
+    if (!keep) {
+      keep = allHookNames(this.arch, this.nLayers, this.parallelResidual);
+      checkCacheFits(this, batch, keep, maxCacheBytes ?? defaultCacheBudget(), runOpts.logits === 'last' ? 1 : batch.T);
+    }
+    return this.run(batch, { ...runOpts, cache: [...(runOpts.cache ?? []), ...keep] });
+  }
+
+  /** Text from a prompt: the `generate` function (greedy, or seeded top-k sampling) on this model. */
+  generate(prompt: ModelInput, opts: GenerateOptions = {}): Promise<Generation> {
+    return generate(this, prompt, opts);
   }
 
   async runWithHooks(input: ModelInput, hooks: RunOptions['hooks'], opts: RunOptions = {}): Promise<RunResult> {
     return this.run(input, { ...opts, hooks: [...(opts.hooks ?? []), ...(hooks ?? [])] });
+  }
+
+  /** One line (a notebook cell's last expression, console.log). */
+  toString(): string {
+    return summarizeModel(this);
+  }
+
+  [inspect.custom](): string {
+    return summarizeModel(this);
   }
 }
 

@@ -53,8 +53,9 @@ export async function traceFacts(model: Model, facts: Table, opts: TraceFactsOpt
     noiseStd = opts.noiseStd ?? 3 * subjectEmbeddingStd(model, rows.map((f) => f.subject));
     corruptions = rows.map((f) => noiseCorruption(model, f.template!, f.subject, { std: noiseStd!, samples: opts.samples, seed: opts.seed, prefix: opts.prefix }));
   }
-  const results = corruptions.length ? await traceMany(model, corruptions, opts) : [];
   const rows = traced.objects() as FactRow[];
+  corruptions.forEach((c, i) => (c.object ??= rows[i].object)); // only facts the model answers with their object count
+  const results = corruptions.length ? await traceMany(model, corruptions, opts) : [];
   const summary = aq.from(results.map((r, i) => ({
     relation: rows[i].relation, subject: r[0].subject, altSubject: r[0].altSubject ?? null, object: rows[i].object, answer: r[0].answer,
     high: r[0].high, low: r[0].low, status: r[0].status, tokens: r[0].tokens.length,

@@ -31,6 +31,8 @@ export interface KnockoutOptions {
   sets?: SourceSet[];
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Stops before the next batch (runtime/abort.ts). */
+  signal?: AbortSignal;
 }
 
 export interface MambaKnockoutOptions extends KnockoutOptions {
@@ -100,7 +102,7 @@ export async function knockoutTable(
       }
     }
   });
-  const ps = await runVariants(model, variants, { batchSize: opts.batchSize, onProgress: opts.onProgress });
+  const ps = await runVariants(model, variants, { batchSize: opts.batchSize, onProgress: opts.onProgress, signal: opts.signal });
   rows.forEach((r, j) => {
     r.p = ps[j];
     r.change = (ps[j] - (r.pClean as number)) / (r.pClean as number);

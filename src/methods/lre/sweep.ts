@@ -4,7 +4,8 @@
  * candidates; the test set = candidates the model itself answers correctly
  * under the few-shot prompt (knowledge filter); per layer, the LRE from the
  * training samples, its faithfulness at the best β and its causality at the
- * best rank. One row per (trial, layer).
+ * best rank. One row per (trial, layer). A split whose filtered test set is too
+ * small is redrawn (a new seed), as upstream does, until `trials` splits succeed.
  */
 import type { Model } from '../../runtime/model';
 import { rng } from '../../runtime/generate';
@@ -17,11 +18,16 @@ import { betaGrid, causality, CausalityResult, editTargets, faithfulness, Faithf
 import type { LinearRelation } from './operator';
 import { isNontrivialPrefix, makeIclPrompt, shuffled, subjectPrompt } from './prompts';
 import { LreLayer, layerLabel, lreLayers, zStream } from './sites';
+import { throwIfAborted } from '../../runtime/abort';
 
 export interface SweepSettings {
   layers?: LreLayer[];
-  /** Trials (random splits); the paper: 3. */
+  /** Trials (random splits that leave enough known tests); the paper: 3. */
   trials?: number;
+  /** Splits drawn at most to get `trials` usable ones (default 5 × trials). */
+  maxSplits?: number;
+  /** Stops the sweep before its next trial or layer (runtime/abort.ts). */
+  signal?: AbortSignal;
   /** Training samples per LRE; the paper: 5. */
   nTrain?: number;
   betas?: number[];
@@ -124,10 +130,15 @@ export async function sweepRelation(model: Model, relation: Relation, s: SweepSe
   const k = s.k ?? 3;
   const template = relation.promptTemplates[s.template ?? 0];
   const rows: SweepRow[] = [];
-  for (let trial = 0; trial < trials; trial++) {
-    const data = await prepareTrial(model, relation, trial, s);
+  const maxSplits = s.maxSplits ?? 5 * trials;
+  let trial = 0;
+  for (let split = 0; trial < trials && split < maxSplits; split++) {
+    throwIfAborted(s.signal);
+    // Split `split` is seeded by its index, so a relation whose first splits all work gets the same trials as before.
+    const data = await prepareTrial(model, relation, split, s);
     if (!data) {
-      s.onProgress?.(`${relation.id} trial ${trial}: skipped (too few known test samples)`);
+      s.onProgress?.(`${relation.id} split ${split}: redrawn (too few known test samples)`);
+      if (dedupe(relation.samples).length <= (s.nTrain ?? 5)) break; // no split can work
       continue;
     }
     const { train, tests } = data;
@@ -138,6 +149,7 @@ export async function sweepRelation(model: Model, relation: Relation, s: SweepSe
     const baseline = majorityBaseline(tests.map((t) => t.object));
     const zDecode = await decodeZ(model, tests);
     for (const layer of layers) {
+      throwIfAborted(s.signal);
       const lre = lres.get(layer)!;
       const f = await faithfulness(model, lre, tests, { betas, k });
       const c = s.causality === false ? null : await causality(model, lre, tests, targets, { ranks });
@@ -160,6 +172,8 @@ export async function sweepRelation(model: Model, relation: Relation, s: SweepSe
       });
     }
     s.onProgress?.(`${relation.id} trial ${trial}: done`);
+    trial++;
   }
+  if (trial < trials) s.onProgress?.(`${relation.id}: ${trial} of ${trials} trials (no more usable splits in ${maxSplits})`);
   return rows;
 }

@@ -11,6 +11,7 @@ import { rome, RomeOptions, defaultLayer } from './edit';
 import { generationCheck, GenerationOptions } from './generation-checks';
 import { DEFAULT_MATRIX, editSite, EditMatrix, parseMatrix } from './sites';
 import { secondMoment, SecondMoment } from './stats';
+import { throwIfAborted } from '../../runtime/abort';
 
 export interface CaseResult extends CaseScores {
   subject: string;
@@ -53,11 +54,12 @@ export async function evaluateEdits(model: Model, records: CounterFactRecord[], 
   const matrix = opts.matrix === undefined ? DEFAULT_MATRIX[model.arch] : parseMatrix(opts.matrix);
   const site = editSite(model, layer, matrix);
   // Statistics once for the whole run (cached in memory and on disk).
-  const stats = opts.mom2Adjustment === false ? undefined : opts.stats instanceof SecondMoment ? opts.stats : await secondMoment(opts.baseModel ?? model, site, opts.stats ?? {});
+  const stats = opts.mom2Adjustment === false ? undefined : opts.stats instanceof SecondMoment ? opts.stats : await secondMoment(opts.baseModel ?? model, site, { signal: opts.signal, ...(opts.stats ?? {}) });
   const bar = opts.progress === false ? null : progressBar(records.length, `ROME ${matrix}@L${layer} on ${model.name}`);
   const cases: CaseResult[] = [];
   try {
     for (const r of records) {
+      throwIfAborted(opts.signal);
       const t0 = Date.now();
       const e = await rome(model, editRequestOf(r), { ...opts, layer, matrix, stats });
       const t1 = Date.now();
