@@ -5,6 +5,7 @@
  *   npm run cli -- generate --model DIR --prompt "..." [--max-new-tokens 20] [--top-k 0] [--seed 0]
  *   npm run cli -- hooks --model DIR
  *   npm run cli -- memit --model DIR --records FILE --n N --out DIR2 [--matrix W_o] [--layers a,b,c]   (and rome: edit-commands.ts)
+ *   npm run cli -- atp --model DIR --clean TEXT --corrupt TEXT --answer TEXT [--kinds k1,k2] [--metric prob|logprob]
  * JSON goes to stdout; errors go to stderr as one readable line (exit code 1).
  */
 import { Model } from '../runtime/model';
@@ -14,12 +15,14 @@ import { generate } from '../runtime/generate';
 import { Tensor } from '../runtime/tensor';
 import { editCommand, EDIT_USAGE } from './edit-commands';
 import { resolveWeightName } from '../runtime/weight-names';
+import { atpCommand, ATP_USAGE } from './atp';
 
 const USAGE = `usage:
   activations --model DIR --ids 1,2,3 [--hooks NAME,...|all]
   grad        --model DIR --ids 1,2,3 --wrt HOOK_OR_WEIGHT_NAME
   generate    --model DIR --prompt TEXT [--max-new-tokens N] [--top-k K] [--seed S] [--temperature T]
   hooks       --model DIR
+  ${ATP_USAGE}
 ${EDIT_USAGE}`;
 
 function parseArgs(argv: string[]): { cmd: string; flags: Map<string, string> } {
@@ -54,7 +57,7 @@ const unbatch = (t: Tensor) => (t.shape[0] === 1 ? t.at(0) : t).toNested();
 async function main(argv: string[]): Promise<void> {
   const { cmd, flags } = parseArgs(argv);
   if (cmd === 'memit' || cmd === 'rome') return editCommand(cmd, flags, need);
-  if (!['activations', 'grad', 'generate', 'hooks'].includes(cmd)) throw new Error(`unknown command "${cmd}"\n${USAGE}`);
+  if (!['activations', 'grad', 'generate', 'hooks', 'atp'].includes(cmd)) throw new Error(`unknown command "${cmd}"\n${USAGE}`);
   const model = await Model.load(need(flags, 'model'));
   if (cmd === 'hooks') {
     const docs = hookDocs(model.arch, model.parallelResidual);
@@ -75,6 +78,8 @@ async function main(argv: string[]): Promise<void> {
     const g = res.grads.get(wrt)!;
     const isWeight = resolveWeightName(model, wrt) !== null;
     process.stdout.write(JSON.stringify({ loss: res.loss, grad: isWeight ? g.toNested() : unbatch(g) }) + '\n');
+  } else if (cmd === 'atp') {
+    process.stdout.write(JSON.stringify(await atpCommand(model, flags, (n) => need(flags, n))) + '\n');
   } else {
     const gen = await generate(model, need(flags, 'prompt'), {
       maxNewTokens: Number(flags.get('max-new-tokens') ?? 20),
