@@ -15,7 +15,7 @@
 // (the scan as token-to-token matrices) next to Pythia's attention patterns.
 // Exact patching here replaces one hook at one layer (no window), so these maps are single-layer maps.
 // The default run uses 50 facts and a subset of hook kinds; `FACTLENS_NB_FULL=1` runs 200 facts and
-// every hook kind.
+// every hook kind; `FACTLENS_NB_QUICK=1` (the test suite's setting) runs 8 facts, to check that the cells run.
 
 // %%
 import * as aq from 'arquero';
@@ -24,10 +24,11 @@ import type { FactPair, PairAttribution, PairExact } from '../src/methods/attrib
 import { heatmap, markdown, progress, Progress, showFigure, showTable, subplots } from '../src/viz';
 
 const FULL = process.env.FACTLENS_NB_FULL === '1';
+const QUICK = !FULL && process.env.FACTLENS_NB_QUICK === '1';
 /** The two models (paths relative to notebooks/). */
 const MODELS = { mamba: '../data/models/mamba-facts', pythia: '../data/models/neox-facts' };
 /** Known facts compared per model (the agreement table needs at least 50). */
-const N_FACTS = FULL ? 200 : 50;
+const N_FACTS = FULL ? 200 : QUICK ? 8 : 50;
 /** Hook kinds in the agreement table (FULL: every kind of the architecture). */
 const AGREEMENT_KINDS: Record<string, string[]> = {
   mamba: ['resid_post', 'mixer.z', 'mixer.conv', 'mixer.dt', 'mixer.ssm_out', 'mixer.gate', 'mixer.out'],
