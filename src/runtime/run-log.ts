@@ -84,9 +84,10 @@ export class RunLog<Row> {
 export async function resumable<Row>(
   log: RunLog<Row>, keys: string[], group: number, compute: (indices: number[]) => Promise<Row[]>,
 ): Promise<Row[]> {
+  if (!(group >= 1)) throw new FactlensError(`checkpoint ${log.file}: units are computed in groups of at least 1, got ${group}`);
   if (new Set(keys).size !== keys.length) throw new FactlensError(`checkpoint ${log.file}: two units of this run have the same key`);
   for (let from = 0; from < keys.length; from += group) {
-    const indices = [...Array(Math.min(group, keys.length - from)).keys()].map((i) => from + i);
+    const indices = groupAt(from, group, keys.length);
     if (indices.every((i) => log.has(keys[i]))) continue;
     const rows = await compute(indices);
     log.append(indices.map((i, j) => [keys[i], rows[j]]));
@@ -184,4 +185,30 @@ export function checkpointed<Row>(
   file: string, run: string, settings: Settings, keys: string[], group: number, compute: (indices: number[]) => Promise<Row[]>,
 ): Promise<Row[]> {
   return withRunLog<Row, Row[]>(file, run, settings, (log) => resumable(log, keys, group, compute));
+}
+
+/** Where a method's finished units go: a run-log path, or (for a sweep over method calls) an open log and a key prefix. */
+export type CheckpointOption = string | { log: RunLog<unknown>; prefix: string };
+
+/**
+ * The rows of `keys` (computed by `compute` in fixed groups of `group` consecutive indices, each
+ * returning one row per index), checkpointed as `checkpoint` says; without one, simply computed.
+ */
+export async function checkpointedRows<Row>(
+  checkpoint: CheckpointOption | undefined, run: string, settings: () => Settings, keys: string[], group: number,
+  compute: (indices: number[]) => Promise<Row[]>,
+): Promise<Row[]> {
+  group = Math.max(1, group);
+  if (checkpoint === undefined) {
+    const rows: Row[] = [];
+    for (let from = 0; from < keys.length; from += group) rows.push(...(await compute(groupAt(from, group, keys.length))));
+    return rows;
+  }
+  if (typeof checkpoint === 'string') return checkpointed(checkpoint, run, settings(), keys, group, compute);
+  return resumable(checkpoint.log as RunLog<Row>, keys.map((k) => `${checkpoint.prefix}${k}`), group, compute);
+}
+
+/** Indices from, from + 1, ... of one group (at most `group` of them, below n). */
+function groupAt(from: number, group: number, n: number): number[] {
+  return Array.from({ length: Math.min(group, n - from) }, (_, i) => from + i);
 }

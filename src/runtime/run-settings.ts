@@ -19,13 +19,26 @@ export function runSettings(model: Model, opts: object, data: unknown): Settings
   return { model: model.name, config: model.config, options, data: digest(plain(data)) };
 }
 
-/** A JSON-able stand-in: arquero tables become their rows; typed arrays, arrays. */
+/** A unit key that stays readable: its index and a label (a subject, a case id). */
+export function unitKey(index: number, label: unknown): string {
+  return `${index}: ${String(label)}`;
+}
+
+/**
+ * A JSON-able stand-in: arquero tables become a digest of their rows, typed arrays and tensors a
+ * digest of their values (never a copy: a [d,d] matrix would make the header megabytes), other class
+ * instances (a SecondMoment, a base model) their class name.
+ */
 function plain(v: unknown): unknown {
   if (v === null || typeof v !== 'object') return v;
-  if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number>);
-  if (typeof (v as { objects?: unknown }).objects === 'function') return { rows: digest((v as { objects: () => unknown[] }).objects()) };
+  if (ArrayBuffer.isView(v)) return digest(Array.from(v as unknown as ArrayLike<number>));
   if (Array.isArray(v)) return v.map(plain);
-  return Object.fromEntries(Object.entries(v).filter(([, x]) => typeof x !== 'function').map(([k, x]) => [k, plain(x)]));
+  const o = v as Record<string, unknown>;
+  if (typeof o.objects === 'function') return { rows: digest((o.objects as () => unknown[])()) };
+  if (ArrayBuffer.isView(o.data) && Array.isArray(o.shape)) return { shape: o.shape, data: plain(o.data) };
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return { instance: (v as object).constructor?.name ?? 'object' };
+  return Object.fromEntries(Object.entries(o).filter(([, x]) => typeof x !== 'function').map(([k, x]) => [k, plain(x)]));
 }
 
 function digest(v: unknown): string {

@@ -17,6 +17,8 @@ import { betaGrid, causality, CausalityResult, editTargets, faithfulness, Faithf
 import type { LinearRelation } from './operator';
 import { isNontrivialPrefix, makeIclPrompt, shuffled, subjectPrompt } from './prompts';
 import { LreLayer, layerLabel, lreLayers, zStream } from './sites';
+import { checkpointedRows, CheckpointOption } from '../../runtime/run-log';
+import { runSettings } from '../../runtime/run-settings';
 
 export interface SweepSettings {
   layers?: LreLayer[];
@@ -40,6 +42,12 @@ export interface SweepSettings {
   onProgress?: (msg: string) => void;
   /** Called per (trial, layer) with the LRE and its metrics (e.g. to keep an example for display). */
   onLayer?: (info: { trial: number; layer: LreLayer; lre: LinearRelation; faithfulness: FaithfulnessResult; causality: CausalityResult | null; data: TrialData }) => void;
+  /**
+   * A run-log file (see runtime/run-log.ts): the rows of each finished trial (one per layer) are
+   * appended durably, and a rerun with the same path and settings resumes with the missing trials
+   * (onLayer is not called for rows read back).
+   */
+  checkpoint?: CheckpointOption;
 }
 
 export interface SweepRow {
@@ -123,13 +131,17 @@ export async function sweepRelation(model: Model, relation: Relation, s: SweepSe
   const ranks = s.ranks ?? rankGrid(model);
   const k = s.k ?? 3;
   const template = relation.promptTemplates[s.template ?? 0];
-  const rows: SweepRow[] = [];
-  for (let trial = 0; trial < trials; trial++) {
+  // Units: (trial, layer); a trial's layers are computed together (one split, one set of Jacobians). A skipped trial's rows are null.
+  const keys = [...Array(trials).keys()].flatMap((trial) => layers.map((layer) => `trial ${trial} ${layerLabel(layer)}`));
+  const settings = () => runSettings(model, { ...s, layers, trials, betas, ranks, k }, relation);
+  const all = await checkpointedRows<SweepRow | null>(s.checkpoint, 'lre.sweepRelation', settings, keys, layers.length, async ([first]) => {
+    const trial = first / layers.length;
     const data = await prepareTrial(model, relation, trial, s);
     if (!data) {
       s.onProgress?.(`${relation.id} trial ${trial}: skipped (too few known test samples)`);
-      continue;
+      return layers.map(() => null);
     }
+    const rows: SweepRow[] = [];
     const { train, tests } = data;
     s.onProgress?.(`${relation.id} trial ${trial}: ${tests.length} known of ${data.candidates} candidates`);
     const trainEncoded: EncodedPrompt[] = await encodePrompts(model, trainingPrompts(model, template, train));
@@ -160,6 +172,14 @@ export async function sweepRelation(model: Model, relation: Relation, s: SweepSe
       });
     }
     s.onProgress?.(`${relation.id} trial ${trial}: done`);
+    return rows;
+  });
+  const rows = all.filter((r): r is SweepRow => r !== null);
+  if (!rows.length) {
+    console.warn(
+      `lre.sweepRelation: relation "${relation.id}" gave no rows on ${model.name}: in all ${trials} trials the model knew too few of its ` +
+        `${relation.samples.length} samples under the few-shot prompt (a trial needs more than nTrain = ${s.nTrain ?? 5} known test samples with at least 2 distinct objects)`,
+    );
   }
   return rows;
 }
