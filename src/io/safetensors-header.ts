@@ -20,11 +20,12 @@ export interface ParsedHeader {
 }
 
 /**
- * Headers of real checkpoints are tens of KB (a few hundred entries of ~150 bytes); 8 MiB holds
- * ~50,000 entries. The bound keeps a corrupt or hostile header to well under a second of parsing
- * (a 71 MB header of empty tensors took 17 s and 1.4 GB before this limit).
+ * Headers of real checkpoints are tens to hundreds of KB (a few hundred to a few thousand entries of
+ * ~150 bytes; a Mamba or Pythia 2.8b file: ~80 KB); 2 MiB holds ~14,000 entries. The bound keeps a
+ * corrupt or hostile header under a second of parsing on a busy 2-core machine (a 71 MB header of
+ * empty tensors took 17-37 s and 1.4 GB before it; 8 MB still took 1.7-3.1 s).
  */
-export const MAX_HEADER_BYTES = 8 * 1024 * 1024;
+export const MAX_HEADER_BYTES = 2 * 1024 * 1024;
 
 export function parseHeader(file: string, headerText: string, headerLength: number, fileSize: number): ParsedHeader {
   let json: unknown;
