@@ -9,6 +9,7 @@ import { Compiled } from '../src/graph/session';
 import { selectiveScan } from '../src/graph/selective-scan';
 import { Tensor } from '../src/runtime/tensor';
 import { rng } from '../src/runtime/generate';
+import { expectFiniteDifference } from './fd-check';
 
 type Build = (g: Graph, xs: Value[]) => Value;
 
@@ -105,7 +106,7 @@ describe('reverse-mode rules equal finite differences', () => {
         const shifted = (s: number) => xs.map((x, k) => (k === i ? x.map((v, j) => v + s * dir[j]) : x));
         const fd = ((await evaluate(c, shifted(eps), r)).f - (await evaluate(c, shifted(-eps), r)).f) / (2 * eps);
         const an = grads[i].reduce((s, v, j) => s + v * dir[j], 0);
-        expect(Math.abs(an - fd), `${c.name} input ${i}: analytic ${an} vs fd ${fd}`).toBeLessThan(2e-3 * Math.max(1, Math.abs(fd)));
+        expectFiniteDifference(an, fd, `${c.name} input ${i}`);
       }
     });
   }

@@ -9,6 +9,7 @@ import { Model } from '../src/runtime/model';
 import { fillTemplate, listRelations, loadRelation, loadRelations, PAPER_TRACING_RELATIONS } from '../src/data/relations';
 import { isNontrivialPrefix, knownFacts } from '../src/data/known-facts';
 import { alignPair, altSubjectCorruption, chooseAltSubjects, tracePrompt } from '../src/methods/causal-tracing';
+import { softmaxAt } from '../src/methods/information-flow';
 
 const DEMO = path.join(__dirname, '..', 'data', 'models');
 
@@ -51,11 +52,18 @@ describe('prompts and alternative subjects on mamba-facts', () => {
     expect(known.columnNames()).toEqual(['relation', 'subject', 'object', 'template', 'prompt', 'predicted', 'predictedId', 'p']);
     expect(known.numRows()).toBe((all.array('known') as boolean[]).filter(Boolean).length);
     expect(known.numRows()).toBeGreaterThan(5);
-    for (const f of known.objects() as Array<{ predicted: string; object: string; p: number; prompt: string }>) {
+    const facts = known.objects() as Array<{ predicted: string; predictedId: number; object: string; p: number; prompt: string }>;
+    // An independent run (one unbucketed batch): each row's id is the argmax and p its softmax probability.
+    const logits = await model.logits(facts.map((f) => model.encode(f.prompt)), { last: true }); // [n,1,V]
+    const V = logits.shape[2];
+    facts.forEach((f, b) => {
       expect(isNontrivialPrefix(f.predicted, f.object)).toBe(true);
-      expect(f.p).toBeGreaterThan(0);
       expect(f.prompt.startsWith('The capital city of')).toBe(true);
-    }
+      const row = logits.data.subarray(b * V, (b + 1) * V); // [V]
+      expect(f.predictedId).toBe(row.indexOf(Math.max(...row)));
+      expect(model.tokenStrings([f.predictedId])[0]).toBe(f.predicted);
+      expect(f.p).toBeCloseTo(softmaxAt(row, 0, V, f.predictedId), 5);
+    });
   });
 
   it('subject spans cover exactly the subject text', () => {

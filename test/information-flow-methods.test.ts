@@ -152,12 +152,15 @@ describe('attention knockout', () => {
     const clean = await neox.runWithCache([A], names, { logits: 'none' });
     const edits = attentionKnockoutEdits([1], T - 1, [1, 2, 3]);
     const tab = await runVariants(neox, [{ ids: A, target: 0, edits }]);
-    expect(tab[0]).toBeGreaterThan(0);
     const hooks: Array<[string, HookFn]> = [[edits[0].hook, (act: Tensor) => {
       const out = act.clone();
       edits[0].apply(out.data.subarray(0, out.stride(0)), out.shape.slice(1));
       return out;
     }]];
+    // The runner's probability is the one a direct run with the same cut gives, and the cut matters.
+    const pCut = await pDirect(neox, A, 0, hooks);
+    expect(tab[0]).toBeCloseTo(pCut, 6);
+    expect(Math.abs(pCut - (await pDirect(neox, A, 0, [])))).toBeGreaterThan(1e-6);
     const cut = await neox.runWithCache([A], names, { hooks, logits: 'none' });
     const H = neox.neoxConfig.nHead;
     const p0 = clean.cache.get('layers.0.attn.pattern').data;

@@ -11,7 +11,7 @@ import { softmaxRow } from '../src/runtime/grad';
 import { editRequestOf, knownRecords, loadCounterFact, rewritePrompt, CounterFactRecord } from '../src/data/counterfact';
 import { isNontrivialPrefix as nontrivialPrefix } from '../src/data/known-facts';
 import { continuationScores, harmonicMean, scoreCase, summarize } from '../src/methods/rome/counterfact-eval';
-import { ngramEntropy, ngramEntropyOf, generationCheck } from '../src/methods/rome/generation-checks';
+import { ngramEntropy, ngramEntropyOf, generationCheck, mentions } from '../src/methods/rome/generation-checks';
 import { romeLayerSweep } from '../src/methods/rome/sweep';
 import { sweepFigure } from '../src/methods/rome/figures';
 import { MATRIX_COLORS } from '../src/methods/rome/sites';
@@ -83,7 +83,12 @@ describe('CounterFact', () => {
     });
     expect(rows.map((r) => [r.matrix, r.layer, r.n])).toEqual([['W_down', 1, 1], ['W_down', 6, 1]]);
     expect(cases.length).toBe(2);
-    for (const r of rows) for (const k of ['ES', 'PS', 'NS', 'S'] as const) expect(r[k]).toBeGreaterThanOrEqual(0);
+    // One record per site: each row is the summary of that site's case (S the harmonic mean of ES, PS, NS).
+    rows.forEach((r, i) => {
+      const s = summarize([cases[i]]);
+      for (const k of ['ES', 'PS', 'NS', 'S'] as const) expect(r[k], `${r.matrix}@${r.layer} ${k}`).toBeCloseTo(s[k], 10);
+      expect(r.S).toBeCloseTo(harmonicMean([r.ES, r.PS, r.NS]), 10);
+    });
     const fig = sweepFigure(rows);
     const lines = fig.data.filter((t) => t.type === 'scatter');
     expect(lines.length).toBe(4);
@@ -95,9 +100,20 @@ describe('CounterFact', () => {
     expect(ngramEntropyOf('a a a a a', 2)).toBe(0);
     expect(ngramEntropyOf('a b c d e', 2)).toBeCloseTo(2, 10); // 4 distinct bigrams
     expect(ngramEntropy(['a b c d e'])).toBeCloseTo((2 / 3 * 2 + 4 / 3 * Math.log2(3)) / 2, 10);
-    const g = await generationCheck(model, known[0], { prompts: 2, maxNewTokens: 8 });
+    // The record's new object set to what this model is known to generate here (" London."), so that
+    // the mention fractions differ (1 for the new object, 0 for the true one) and a swap would show.
+    const rw = known[0].requested_rewrite;
+    const record = { ...known[0], requested_rewrite: { ...rw, target_new: { ...rw.target_new, str: 'London' } } };
+    const g = await generationCheck(model, record, { prompts: 2, maxNewTokens: 8 });
     expect(g.texts.length).toBe(2);
-    expect(g.fluency).toBeGreaterThan(0);
-    expect(g.mentionsNew).toBeGreaterThanOrEqual(0);
+    expect(g.fluency).toBeCloseTo(ngramEntropy(g.texts), 12);
+    // The fraction of generated continuations (the text after each prompt) that mention the new object.
+    const prompts = known[0].generation_prompts.slice(0, 2);
+    g.texts.forEach((t, i) => expect(t.startsWith(prompts[i])).toBe(true));
+    const continuations = g.texts.map((t, i) => t.slice(prompts[i].length));
+    const frac = (object: string) => continuations.filter((t) => mentions(t, object)).length / 2;
+    expect(g.mentionsNew).toBe(frac('London'));
+    expect(g.mentionsTrue).toBe(frac(rw.target_true.str));
+    expect(g.mentionsNew).not.toBe(g.mentionsTrue);
   });
 });

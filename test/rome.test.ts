@@ -128,6 +128,7 @@ describe('ROME on mamba-facts (W_o, W_a, W_g)', () => {
       const minus = await obj.evaluate(delta.map((x, i) => x - eps * v[i]));
       const fd = (plus.loss - minus.loss) / (2 * eps);
       const an = e.grad.reduce((s, g, i) => s + g * v[i], 0);
+      expect(Math.abs(fd), 'the derivative is large enough that a zero or 10%-scaled gradient fails').toBeGreaterThan(10 * (2e-3 + 1e-2 * Math.abs(an)));
       expect(Math.abs(fd - an)).toBeLessThan(2e-3 + 1e-2 * Math.abs(an));
     }
   });

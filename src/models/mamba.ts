@@ -15,11 +15,33 @@ import { selectiveScan } from '../graph/selective-scan';
 import { nativeScanOp } from '../graph/native-scan';
 import { StageDef } from '../runtime/stage';
 import { rmsNorm } from './norms';
+import { declaredHook, HookPoints } from './hook-points';
 
-export const MAMBA_LAYER_HOOKS = [
-  'resid_pre', 'norm', 'mixer.x', 'mixer.z', 'mixer.conv', 'mixer.ssm_in', 'mixer.dt', 'mixer.B', 'mixer.C',
-  'mixer.state', 'mixer.ssm_out', 'mixer.gate', 'mixer.out_proj_in', 'mixer.out', 'resid_post',
-] as const;
+/** Mamba's hook points, declared once here where the graphs below create them. */
+export const MAMBA_HOOKS = {
+  embed: { scope: 'model', shape: '[B,T,D]', meaning: 'token embeddings (residual stream entering layer 0)', aliases: ['hook_embed', 'embeddings'] },
+  resid_pre: { scope: 'layer', shape: '[B,T,D]', meaning: 'residual stream entering the block, h^{l-1}', aliases: ['hook_resid_pre', 'hook_in'] },
+  norm: { scope: 'layer', shape: '[B,T,D]', meaning: 'RMSNorm output: the key of W_a and W_g (in_proj input)', aliases: ['hook_normalized_input', 'hook_mixer_in'] },
+  'mixer.x': { scope: 'layer', shape: '[B,T,E]', meaning: 'a = W_a n, the SSM half of in_proj (romba ssm_after_up_proj)', aliases: ['ssm_after_up_proj', 'hook_in_proj', 'x_in_proj'] },
+  'mixer.z': { scope: 'layer', shape: '[B,T,E]', meaning: 'z = W_g n, the gate half of in_proj (romba mlp_after_up_proj)', aliases: ['mlp_after_up_proj', 'hook_skip', 'z_in_proj'] },
+  'mixer.conv': { scope: 'layer', shape: '[B,T,E]', meaning: 'causal depthwise conv1d output, before SiLU', aliases: ['ssm_after_conv1D', 'hook_conv', 'conv_out'] },
+  'mixer.ssm_in': { scope: 'layer', shape: '[B,T,E]', meaning: 'u = SiLU(conv), the SSM input', aliases: ['ssm_after_silu', 'hook_ssm_input', 'ssm_in'] },
+  'mixer.dt': { scope: 'layer', shape: '[B,T,E]', meaning: 'Δ = softplus(W_dt δ + b), the step size', aliases: ['hook_delta', 'dt'] },
+  'mixer.B': { scope: 'layer', shape: '[B,T,N]', meaning: 'input matrix B_t', aliases: ['hook_B', 'B'] },
+  'mixer.C': { scope: 'layer', shape: '[B,T,N]', meaning: 'output matrix C_t', aliases: ['hook_C', 'C'] },
+  'mixer.state': { scope: 'layer', shape: '[B,T,E,N]', meaning: 'SSM state h_t after each token (read-only; patch with statePatches)' },
+  'mixer.ssm_out': { scope: 'layer', shape: '[B,T,E]', meaning: 's = scan output incl. D skip, before gating (paper s_i)', aliases: ['ssm_after_ssm', 'hook_ssm_output', 'ssm_out'] },
+  'mixer.gate': { scope: 'layer', shape: '[B,T,E]', meaning: 'g = SiLU(z) (paper g_i)', aliases: ['mlp_after_silu', 'gate'] },
+  'mixer.out_proj_in': { scope: 'layer', shape: '[B,T,E]', meaning: 's ⊙ g: the key of W_o (out_proj input)', aliases: ['before_down_proj', 'hook_after_skip', 'out_proj_in'] },
+  'mixer.out': {
+    scope: 'layer', shape: '[B,T,D]', meaning: 'o = W_o(s ⊙ g), the block output before the residual add (paper o_i)',
+    aliases: ['after_down_proj', 'hook_out_proj', 'hook_mixer_out', 'mixer_out', 'mixer'],
+    deprecated: { hook_ssm_out: 'it reads like mixer.ssm_out (s) but means mixer.out (o): write hook_out_proj or mixer.out for o, mixer.ssm_out for s' },
+  },
+  resid_post: { scope: 'layer', shape: '[B,T,D]', meaning: 'residual stream after the block, h^l', aliases: ['hook_resid_post', 'hook_out', ''] },
+  norm_f: { scope: 'model', shape: '[B,P,D]', meaning: 'final RMSNorm output at the read-out positions', aliases: ['ln_final.hook_normalized', 'hook_norm'] },
+  logits: { scope: 'model', shape: '[B,P,V]', meaning: 'next-token logits at the read-out positions', aliases: ['hook_logits'] },
+} as const satisfies HookPoints;
 
 /** `native`: run the selective scan in the native addon (a host op between two ONNX segments). */
 export function mambaLayerStage(cfg: MambaConfig, native = false): StageDef {
@@ -27,12 +49,13 @@ export function mambaLayerStage(cfg: MambaConfig, native = false): StageDef {
   return {
     key: `mamba-layer:D${D}:E${E}:N${N}:R${R}:K${K}:b${+cfg.useBias}${+cfg.useConvBias}:eps${eps}:${native ? 'native' : 'onnx'}`,
     build(g, io) {
-      const resid = io.hook('resid_pre', io.act('resid_pre', ['B', 'T', D])); // [B,T,D]
-      const norm = io.hook('norm', rmsNorm(g, resid, io.weight('norm.weight', [D]), eps)); // [B,T,D]
+      const hook = declaredHook(io, MAMBA_HOOKS);
+      const resid = hook('resid_pre', io.act('resid_pre', ['B', 'T', D])); // [B,T,D]
+      const norm = hook('norm', rmsNorm(g, resid, io.weight('norm.weight', [D]), eps)); // [B,T,D]
       const inBias = cfg.useBias ? io.weight('mixer.in_proj.bias', [2 * E]) : undefined;
       const xz = g.linear(norm, io.weight('mixer.in_proj.weight', [2 * E, D]), inBias); // [B,T,2E]
-      const x = io.hook('mixer.x', g.slice(xz, 2, 0, E)); // [B,T,E]
-      const z = io.hook('mixer.z', g.slice(xz, 2, E, 2 * E)); // [B,T,E]
+      const x = hook('mixer.x', g.slice(xz, 2, 0, E)); // [B,T,E]
+      const z = hook('mixer.z', g.slice(xz, 2, E, 2 * E)); // [B,T,E]
 
       // Causal depthwise conv over [previous K-1 inputs ; x]; zeros at the start of a sequence.
       const convState = io.act('conv_state', ['B', K - 1, E]); // [B,K-1,E]
@@ -44,28 +67,28 @@ export function mambaLayerStage(cfg: MambaConfig, native = false): StageDef {
         const shifted = g.slice(xe, 1, k, k === K - 1 ? Infinity : k - (K - 1), 'T'); // [B,T,E]: x_{t-(K-1)+k}
         conv = g.add(conv, g.mul(shifted, tap)); // [B,T,E]
       }
-      conv = io.hook('mixer.conv', conv);
-      const u = io.hook('mixer.ssm_in', g.silu(conv)); // [B,T,E]
+      conv = hook('mixer.conv', conv);
+      const u = hook('mixer.ssm_in', g.silu(conv)); // [B,T,E]
 
       const xdbl = g.linear(u, io.weight('mixer.x_proj.weight', [R + 2 * N, E])); // [B,T,R+2N]
       const delta = g.slice(xdbl, 2, 0, R); // [B,T,R]
-      const Bm = io.hook('mixer.B', g.slice(xdbl, 2, R, R + N)); // [B,T,N]
-      const Cm = io.hook('mixer.C', g.slice(xdbl, 2, R + N, R + 2 * N)); // [B,T,N]
+      const Bm = hook('mixer.B', g.slice(xdbl, 2, R, R + N)); // [B,T,N]
+      const Cm = hook('mixer.C', g.slice(xdbl, 2, R + N, R + 2 * N)); // [B,T,N]
       const dtLin = g.linear(delta, io.weight('mixer.dt_proj.weight', [E, R]), io.weight('mixer.dt_proj.bias', [E])); // [B,T,E]
-      const dt = io.hook('mixer.dt', g.softplus(dtLin)); // [B,T,E]
+      const dt = hook('mixer.dt', g.softplus(dtLin)); // [B,T,E]
 
       const A = g.neg(g.exp(io.weight('mixer.A_log', [E, N]))); // [E,N]
       const h0 = io.act('ssm_state', ['B', E, N]); // [B,E,N]
       const scan = native
         ? io.host(nativeScanOp(E, N, !!io.options.states), { dt, A, u, B: Bm, C: Cm, h0 })
         : selectiveScan(g, dt, A, u, Bm, Cm, h0, !!io.options.states);
-      if (scan.states) io.hook('mixer.state', scan.states); // [B,T,E,N], read-only
-      const s = io.hook('mixer.ssm_out', g.add(scan.y, g.mul(u, io.weight('mixer.D', [E])))); // [B,T,E]
-      const gate = io.hook('mixer.gate', g.silu(z)); // [B,T,E]
-      const p = io.hook('mixer.out_proj_in', g.mul(s, gate)); // [B,T,E]
+      if (scan.states) hook('mixer.state', scan.states); // [B,T,E,N], read-only
+      const s = hook('mixer.ssm_out', g.add(scan.y, g.mul(u, io.weight('mixer.D', [E])))); // [B,T,E]
+      const gate = hook('mixer.gate', g.silu(z)); // [B,T,E]
+      const p = hook('mixer.out_proj_in', g.mul(s, gate)); // [B,T,E]
       const outBias = cfg.useBias ? io.weight('mixer.out_proj.bias', [D]) : undefined;
-      const o = io.hook('mixer.out', g.linear(p, io.weight('mixer.out_proj.weight', [D, E]), outBias)); // [B,T,D]
-      io.out('resid_post', io.hook('resid_post', g.add(resid, o))); // [B,T,D]
+      const o = hook('mixer.out', g.linear(p, io.weight('mixer.out_proj.weight', [D, E]), outBias)); // [B,T,D]
+      io.out('resid_post', hook('resid_post', g.add(resid, o))); // [B,T,D]
       io.out('conv_state', g.slice(xe, 1, -(K - 1), Infinity, K - 1)); // [B,K-1,E]
       io.out('ssm_state', scan.last); // [B,E,N]
     },
@@ -78,9 +101,10 @@ export function mambaHeadStage(cfg: MambaConfig): StageDef {
   return {
     key: `mamba-head:D${D}:V${V}:eps${eps}`,
     build(g: Graph, io) {
+      const hook = declaredHook(io, MAMBA_HOOKS);
       const h = io.act('resid', ['B', 'P', D]); // [B,P,D]
-      const n: Value = io.hook('norm_f', rmsNorm(g, h, io.weight('norm_f.weight', [D]), eps)); // [B,P,D]
-      io.out('logits', io.hook('logits', g.linear(n, io.weight('lm_head.weight', [V, D])))); // [B,P,V]
+      const n: Value = hook('norm_f', rmsNorm(g, h, io.weight('norm_f.weight', [D]), eps)); // [B,P,D]
+      io.out('logits', hook('logits', g.linear(n, io.weight('lm_head.weight', [V, D])))); // [B,P,V]
     },
   };
 }

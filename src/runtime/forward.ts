@@ -15,6 +15,7 @@ import { rotaryTables } from '../models/gptneox';
 import { runLayerInChunks, StatePatch } from './state-patch';
 import { layerStackStage } from './layer-stack';
 import { stageLayout } from './stage';
+import { guardHook } from './hook-guard';
 
 export interface HookContext {
   name: string; // canonical hook name
@@ -82,11 +83,11 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
 async function runModelLeased(model: Model, batch: Batch, opts: RunOptions, ends: Array<() => void>): Promise<RunResult> {
   const L = model.nLayers;
   const resolve = (n: string) => resolveHook(n, model.arch, L, model.parallelResidual);
-  const cache = new ActivationCache(model.arch, L, model.parallelResidual);
+  const cache = new ActivationCache(model.arch, L, model.parallelResidual, batch);
   const hooks = new Map<string, HookFn[]>();
   for (const [n, fn] of opts.hooks ?? []) {
-    const c = resolve(n).name;
-    hooks.set(c, [...(hooks.get(c) ?? []), fn]);
+    const { name: c, layer } = resolve(n);
+    hooks.set(c, [...(hooks.get(c) ?? []), guardHook(fn, c, layer)]);
   }
   const wanted = new Set((opts.cache ?? []).map((n) => resolve(n).name));
   if ((opts.state || opts.statePatches?.length) && model.arch !== 'mamba') throw new FactlensError('state: only Mamba models have a recurrent state');
