@@ -97,7 +97,7 @@ async function runModelLeased(model: Model, batch: Batch, opts: RunOptions, ends
   if (offsets.length !== batch.B) throw new FactlensError(`positionOffsets has ${offsets.length} entries for ${batch.B} rows`);
   const applyHooks = async (name: string, layer: number | null, t: Tensor): Promise<Tensor> => {
     for (const fn of hooks.get(name) ?? []) {
-      const r = checkHookResult(name, await fn(t, { name, layer, batch, offsets }));
+      const r = await fn(t, { name, layer, batch, offsets });
       if (r) {
         if (r.shape.join() !== t.shape.join()) throw new FactlensError(`hook "${name}" returned shape [${r.shape}], expected [${t.shape}]`);
         opts.tape?.recordReplacement(t, r);
@@ -166,14 +166,6 @@ async function runModelLeased(model: Model, batch: Batch, opts: RunOptions, ends
   return { logits, cache, batch, residual: resid, embed, state: opts.returnState ? state : undefined };
 }
 
-/** A hook's return value: a Tensor or nothing; anything else is an error naming the hook (not a TypeError later). */
-function checkHookResult(name: string, r: unknown): Tensor | void {
-  if (r === undefined || r === null) return;
-  if (r instanceof Tensor) return r;
-  const what = Array.isArray(r) ? 'an array' : typeof r === 'object' ? `an object (${r.constructor?.name ?? 'no class'})` : typeof r;
-  throw new FactlensError(`hook "${name}" returned ${what}; a hook returns a Tensor (a replacement) or nothing`);
-}
-
 /** The stage plan for names under `prefix` (a layer) or the given head names. */
 function planFor(prefix: string, hooks: Map<string, HookFn[]>, wanted: Set<string>, ctx: HookContext, only?: string[]): StagePlan {
   const plan = emptyPlan();
@@ -181,7 +173,7 @@ function planFor(prefix: string, hooks: Map<string, HookFn[]>, wanted: Set<strin
   for (const [n, fns] of hooks) {
     const l = local(n);
     if (l === null) continue;
-    plan.writes.set(l, fns.map((fn): StageHook => async (t) => checkHookResult(n, await fn(t, { ...ctx, name: n }))));
+    plan.writes.set(l, fns.map((fn): StageHook => (t) => fn(t, { ...ctx, name: n })));
   }
   for (const n of wanted) {
     const l = local(n);
