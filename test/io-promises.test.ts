@@ -155,7 +155,7 @@ describe('tokenizer and hooks', () => {
 
   it('a hook returning a non-Tensor names the hook', async () => {
     const m = await Model.load(FIX);
-    await expectFactlensError(() => m.runWithHooks([[1, 2, 3]], [['layers.1.mixer.gate', () => [1, 2, 3] as never]]), /hook "layers\.1\.mixer\.gate" returned an array; a hook returns a Tensor/);
+    await expectFactlensError(() => m.runWithHooks([[1, 2, 3]], [['layers.1.mixer.gate', () => [1, 2, 3] as never]]), /hook "layers\.1\.mixer\.gate" \(layer 1\) returned an array; a hook returns a Tensor/);
     await expectFactlensError(() => m.runWithHooks([[1, 2, 3]], [['layers.1.mixer.gate', () => 7 as never]]), /returned a number/);
   });
 });
