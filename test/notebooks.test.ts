@@ -93,5 +93,12 @@ describe('npm run notebooks', () => {
     expect(figs.length).toBeGreaterThan(0);
     expect(String(figs[0].data?.['text/html'])).toContain('Plotly.newPlot');
     expect(outputs.some((o) => String(o.data?.['text/html'] ?? '').includes('<table'))).toBe(true);
+    // Saved with every output, a notebook stays small: figures are JSON, plotly.js is never inlined.
+    for (const name of names) {
+      const text = fs.readFileSync(path.join(out, name), 'utf8');
+      console.log(`${name}: ${(text.length / 1024).toFixed(0)} KB executed`);
+      expect(text.length, name).toBeLessThan(1024 * 1024);
+      expect(text, name).not.toContain('plotly.js v');
+    }
   }, 30 * MINUTES);
 });

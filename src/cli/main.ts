@@ -5,6 +5,7 @@
  *   npm run cli -- generate --model DIR --prompt "..." [--max-new-tokens 20] [--top-k 0] [--seed 0]
  *   npm run cli -- hooks --model DIR
  *   npm run cli -- trace --model DIR --facts N --checkpoint FILE [--kinds resid,ssm_out,...] (resumable; see trace.ts)
+ *   npm run cli -- memit --model DIR --records FILE --n N --out DIR2 [--matrix W_o] [--layers a,b,c]   (and rome: edit-commands.ts)
  * JSON goes to stdout; errors go to stderr as one readable line (exit code 1).
  */
 import { Model } from '../runtime/model';
@@ -13,6 +14,7 @@ import { gradients, nextTokenNll } from '../runtime/grad';
 import { generate } from '../runtime/generate';
 import { Tensor } from '../runtime/tensor';
 import { traceCommand } from './trace';
+import { editCommand, EDIT_USAGE } from './edit-commands';
 import { resolveWeightName } from '../runtime/weight-names';
 
 const USAGE = `usage:
@@ -20,7 +22,8 @@ const USAGE = `usage:
   grad        --model DIR --ids 1,2,3 --wrt HOOK_OR_WEIGHT_NAME
   generate    --model DIR --prompt TEXT [--max-new-tokens N] [--top-k K] [--seed S] [--temperature T]
   hooks       --model DIR
-  trace       --model DIR --facts N --checkpoint FILE [--kinds resid,ssm_out,gate,out,...] [--seed S] [--chunk K]`;
+  trace       --model DIR --facts N --checkpoint FILE [--kinds resid,ssm_out,gate,out,...] [--seed S] [--chunk K]
+${EDIT_USAGE}`;
 
 function parseArgs(argv: string[]): { cmd: string; flags: Map<string, string> } {
   const [cmd, ...rest] = argv;
@@ -30,7 +33,8 @@ function parseArgs(argv: string[]): { cmd: string; flags: Map<string, string> } 
     if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"\n${USAGE}`);
     const eq = a.indexOf('=');
     if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
-    else flags.set(a.slice(2), rest[++i] ?? '');
+    else if (rest[i + 1] === undefined || rest[i + 1].startsWith('--')) flags.set(a.slice(2), ''); // a switch (e.g. --known)
+    else flags.set(a.slice(2), rest[++i]);
   }
   return { cmd: cmd ?? '', flags };
 }
@@ -52,6 +56,7 @@ const unbatch = (t: Tensor) => (t.shape[0] === 1 ? t.at(0) : t).toNested();
 
 async function main(argv: string[]): Promise<void> {
   const { cmd, flags } = parseArgs(argv);
+  if (cmd === 'memit' || cmd === 'rome') return editCommand(cmd, flags, need);
   if (!['activations', 'grad', 'generate', 'hooks', 'trace'].includes(cmd)) throw new Error(`unknown command "${cmd}"\n${USAGE}`);
   const model = await Model.load(need(flags, 'model'));
   if (cmd === 'trace') {

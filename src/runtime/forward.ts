@@ -15,6 +15,7 @@ import { rotaryTables } from '../models/gptneox';
 import { runLayerInChunks, StatePatch } from './state-patch';
 import { layerStackStage } from './layer-stack';
 import { stageLayout } from './stage';
+import { throwIfAborted } from './abort';
 import { guardHook } from './hook-guard';
 
 export interface HookContext {
@@ -60,6 +61,8 @@ export interface RunOptions {
    * Hooks see them as ctx.offsets; interventions take absolute positions.
    */
   positionOffsets?: number[];
+  /** Stop before this forward pass when aborted (see abort.ts; a notebook interrupt stops it too). */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -72,6 +75,7 @@ export interface RunResult {
 }
 
 export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}): Promise<RunResult> {
+  throwIfAborted(opts.signal); // every method's batches pass here: the one check that stops them all
   const ends: Array<() => void> = []; // run-scoped leases (packed sessions in use), ended however the run ends
   try {
     return await runModelLeased(model, batch, opts, ends);

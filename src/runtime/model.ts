@@ -8,6 +8,7 @@ import { FactlensError } from '../errors';
 import type { MambaConfig, ModelConfig, NeoxConfig } from '../io/config';
 import type { Tokenizer } from '../io/tokenizer';
 import { Checkpoint, openCheckpoint } from '../io/checkpoint';
+import { asStoredValues, rememberSource, saveCheckpoint, SaveReport, sourceOf } from '../io/save-checkpoint';
 import { embeddingName, expectedWeights, unembeddingName } from '../io/weights';
 import { mambaHeadStage, mambaLayerStage } from '../models/mamba';
 import { nativeAddon } from '../graph/native-addon';
@@ -77,6 +78,7 @@ export class Model {
 
   private static async fromCheckpoint(ckpt: Checkpoint, dir: string, opts: LoadOptions): Promise<Model> {
     ckpt.validate();
+    rememberSource(ckpt.config, dir);
     const shapes = new Map([...expectedWeights(ckpt.config)].filter(([name]) => ckpt.has(name))); // a tied head is resolved in weight()
     const tokenizer = ckpt.hasTokenizer() ? ckpt.loadTokenizer() : null;
     if (tokenizer) ckpt.checkTokenizer(tokenizer);
@@ -153,6 +155,35 @@ export class Model {
     }
     const merged = new Map([...this.overrides, ...replacements]);
     return new Model(this.config, this.base, this.tokenizer, this.name, merged, this.nativeScan, this.packed);
+  }
+
+  /** Canonical names of the weights this view replaces (edits). */
+  editedWeightNames(): string[] {
+    return [...this.overrides.keys()];
+  }
+
+  /**
+   * Save this model (an edited view) as a Hugging Face checkpoint directory: the source checkpoint's
+   * files with the edited tensors rewritten in place in their own dtype (io/save-checkpoint.ts).
+   */
+  save(dir: string): SaveReport {
+    return saveCheckpoint(this.requireSource('save'), dir, this.editedValues());
+  }
+
+  /** This view with its edited weights rounded as `save` stores them (F16/BF16 checkpoints): what a reload holds. */
+  asStored(): Model {
+    const stored = asStoredValues(this.requireSource('asStored'), this.editedValues());
+    return this.withWeights(new Map([...stored].map(([n, v]) => [n, new Tensor(v, this.weight(n).shape)])));
+  }
+
+  private editedValues(): Map<string, Float32Array> {
+    return new Map([...this.overrides].map(([n, t]) => [n, t.data]));
+  }
+
+  private requireSource(what: string): string {
+    const src = sourceOf(this.config);
+    if (!src) throw new FactlensError(`${what}: ${this.name} was not loaded from a checkpoint directory (Model.load), so there is no source to copy`);
+    return src;
   }
 
   /** Bytes of all float32 weights (resident or, for a packed model, still on disk). */

@@ -212,3 +212,23 @@ export async function checkpointedRows<Row>(
 function groupAt(from: number, group: number, n: number): number[] {
   return Array.from({ length: Math.min(group, n - from) }, (_, i) => from + i);
 }
+
+/**
+ * Run `body` with a `unit(key, compute)` that reads a finished unit back from the checkpoint or
+ * computes and appends it (for loops whose units are decided as they go); without a checkpoint,
+ * `unit` just computes.
+ */
+export async function withOptionalLog<Row>(
+  checkpoint: CheckpointOption | undefined, run: string, settings: () => Settings,
+  body: (unit: (key: string, compute: () => Promise<Row>) => Promise<Row>) => Promise<void>,
+): Promise<void> {
+  const unitOf = (log: RunLog<unknown>, prefix: string) => async (key: string, compute: () => Promise<Row>): Promise<Row> => {
+    const k = `${prefix}${key}`;
+    if (log.has(k)) return log.get(k) as Row;
+    log.append([[k, await compute()]]);
+    return log.get(k) as Row;
+  };
+  if (checkpoint === undefined) return body((_, compute) => compute());
+  if (typeof checkpoint !== 'string') return body(unitOf(checkpoint.log, checkpoint.prefix));
+  await withRunLog<unknown, void>(checkpoint, run, settings(), (log) => body(unitOf(log, '')));
+}

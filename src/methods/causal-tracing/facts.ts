@@ -61,6 +61,7 @@ export async function traceFacts(model: Model, facts: Table, opts: TraceFactsOpt
     corruptions = rows.map((f) => noiseCorruption(model, f.template!, f.subject, { std: noiseStd!, samples: opts.samples, seed: opts.seed, prefix: opts.prefix }));
   }
   const rows = traced.objects() as FactRow[];
+  corruptions.forEach((c, i) => (c.object ??= rows[i].object)); // only facts the model answers with their object count
   const results = !corruptions.length ? [] : opts.checkpoint
     ? await checkpointed(opts.checkpoint, 'causalTracing.traceFacts', runSettings(model, opts, rows), rows.map((f, i) => `${i}: ${f.subject}`), opts.chunk ?? 8,
       (ix) => traceMany(model, ix.map((i) => corruptions[i]), opts))

@@ -38,6 +38,8 @@ export interface KnockoutOptions {
    * appended durably, and a rerun with the same path and settings resumes with the missing prompts.
    */
   checkpoint?: CheckpointOption;
+  /** Stops before the next batch (runtime/abort.ts). */
+  signal?: AbortSignal;
 }
 
 export interface MambaKnockoutOptions extends KnockoutOptions {
@@ -112,7 +114,7 @@ export async function knockoutTable(
         }
       }
     });
-    const ps = await runVariants(model, variants, { batchSize: opts.batchSize, onProgress: opts.onProgress });
+    const ps = await runVariants(model, variants, { batchSize: opts.batchSize, onProgress: opts.onProgress, signal: opts.signal });
     rows.flat().forEach((r, j) => {
       r.p = ps[j];
       r.change = (ps[j] - (r.pClean as number)) / (r.pClean as number);

@@ -13,6 +13,7 @@ import { DEFAULT_MATRIX, editSite, EditMatrix, parseMatrix } from './sites';
 import { secondMoment, SecondMoment } from './stats';
 import { checkpointedRows, CheckpointOption } from '../../runtime/run-log';
 import { runSettings, unitKey } from '../../runtime/run-settings';
+import { throwIfAborted } from '../../runtime/abort';
 
 export interface CaseResult extends CaseScores {
   subject: string;
@@ -61,13 +62,14 @@ export async function evaluateEdits(model: Model, records: CounterFactRecord[], 
   const matrix = opts.matrix === undefined ? DEFAULT_MATRIX[model.arch] : parseMatrix(opts.matrix);
   const site = editSite(model, layer, matrix);
   // Statistics once for the whole run (cached in memory and on disk).
-  const stats = opts.mom2Adjustment === false ? undefined : opts.stats instanceof SecondMoment ? opts.stats : await secondMoment(opts.baseModel ?? model, site, opts.stats ?? {});
+  const stats = opts.mom2Adjustment === false ? undefined : opts.stats instanceof SecondMoment ? opts.stats : await secondMoment(opts.baseModel ?? model, site, { signal: opts.signal, ...(opts.stats ?? {}) });
   const bar = opts.progress === false ? null : progressBar(records.length, `ROME ${matrix}@L${layer} on ${model.name}`);
   let cases: CaseResult[] = [];
   try {
     const settings = () => runSettings(model, { ...opts, layer, matrix }, records);
     const keys = records.map((r, i) => unitKey(i, r.case_id));
     cases = await checkpointedRows(opts.checkpoint, 'rome.evaluateEdits', settings, keys, 1, async ([i]) => {
+      throwIfAborted(opts.signal);
       const r = records[i];
       const t0 = Date.now();
       const e = await rome(model, editRequestOf(r), { ...opts, layer, matrix, stats });

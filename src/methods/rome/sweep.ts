@@ -29,7 +29,7 @@ export async function romeLayerSweep(model: Model, records: CounterFactRecord[],
   const matrices = (opts.matrices ?? EDIT_MATRICES[model.arch]).map(parseMatrix);
   const sites = matrices.flatMap((m) => layers.map((l) => editSite(model, l, m)));
   const useC = opts.mom2Adjustment !== false;
-  const stats: SecondMoment[] = useC ? await secondMoments(opts.baseModel ?? model, sites, opts.stats ?? {}) : [];
+  const stats: SecondMoment[] = useC ? await secondMoments(opts.baseModel ?? model, sites, { signal: opts.signal, ...(opts.stats ?? {}) }) : [];
   const rows: SweepRow[] = [];
   const cases: CaseResult[] = [];
   const bar = opts.progress === false ? null : progressBar(sites.length * records.length, `ROME layer sweep on ${model.name}`);
