@@ -18,6 +18,7 @@ import { secondMoment } from '../src/methods/rome/stats';
 import { subjectTokens } from '../src/methods/rome/subject';
 import { attentionKnockoutEdits, runVariants, softmaxAt } from '../src/methods/information-flow';
 import { Tensor } from '../src/runtime/tensor';
+import { interventionHooks } from '../src/runtime/interventions';
 import { maxDiff } from './max-diff';
 
 const FIX = path.join(__dirname, 'fixtures');
@@ -116,3 +117,21 @@ for (const fam of FAMILIES) {
     }
   });
 }
+
+describe('head-wise interventions under grouped-query attention (tiny-llama: 4 query, 2 key/value heads)', () => {
+  it('attn.v heads index the key/value heads, attn.z heads the query heads', async () => {
+    const model = await Model.load(path.join(FIX, 'tiny-llama'));
+    const ids = [[161, 71, 338, 280, 109]];
+    const res = await model.runWithHooks(ids, interventionHooks(model, [{ hook: 'layers.1.attn.v', heads: [1], op: 'zero' }, { hook: 'layers.2.attn.z', heads: [3], op: 'zero' }]), { cache: ['layers.1.attn.v', 'layers.2.attn.z'] });
+    const v = res.cache.get('layers.1.attn.v'); // [1,2,T,16]
+    const z = res.cache.get('layers.2.attn.z'); // [1,T,64]
+    const half = v.size / 2;
+    expect(maxAbs(v.data.subarray(half))).toBe(0);
+    expect(maxAbs(v.data.subarray(0, half))).toBeGreaterThan(0);
+    for (let t = 0; t < 5; t++) {
+      expect(maxAbs(z.data.subarray(t * 64 + 48, t * 64 + 64))).toBe(0);
+      expect(maxAbs(z.data.subarray(t * 64, t * 64 + 48))).toBeGreaterThan(0);
+    }
+    expect(() => interventionHooks(model, [{ hook: 'layers.1.attn.k', heads: [2], op: 'zero' }])).toThrow('intervention on layers.1.attn.k: head 2 is out of range 0..1');
+  });
+});

@@ -9,3 +9,5 @@ export { expectedWeights, canonicalName, embeddingName, unembeddingName, isStore
 export { Tokenizer } from './tokenizer';
 export { CheckpointError } from './errors';
 export type { Dtype, FloatDtype } from './dtypes';
+export { saveCheckpoint, asStoredValues } from './save-checkpoint';
+export type { SaveReport } from './save-checkpoint';

@@ -77,7 +77,7 @@ function checkSpec(model: Model, spec: InterventionSpec, name: string): void {
   if (spec.source?.position !== undefined && typeof spec.source.position !== 'number') checkPositions(spec.source.position, `${what}, source`);
   if (spec.heads) {
     if (!/attn\.(q|k|v|scores|pattern|z)$/.test(name)) fail(`${what}: heads apply to attention hooks (attn.q, attn.k, attn.v, attn.scores, attn.pattern, attn.z), not this one`);
-    const H = model.neoxConfig.nHead;
+    const H = model.headsAt(name);
     for (const h of spec.heads) if (!Number.isInteger(h) || h < 0 || h >= H) fail(`${what}: head ${h} is out of range 0..${H - 1}`);
   }
 }
@@ -111,7 +111,7 @@ function applySpecs(model: Model, name: string, specs: InterventionSpec[], act: 
   const T = act.shape[axis];
   const width = act.stride(axis); // elements per position (per leading index)
   const lead = axis === 2 ? act.shape[1] : 1; // heads for attention hooks
-  const headWidth = name.endsWith('attn.z') ? width / model.neoxConfig.nHead : null; // attn.z concatenates the heads
+  const headWidth = name.endsWith('attn.z') ? width / model.headsAt(name) : null; // attn.z concatenates the heads
   for (const spec of specs) {
     const what = `intervention on ${name}`;
     const rows = spec.rows ?? [...Array(act.shape[0]).keys()];
