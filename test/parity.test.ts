@@ -55,9 +55,12 @@ function maxCausalScoreDiff(t: Tensor, ref: unknown): number {
   return m;
 }
 
-for (const [fixture, keys, headNorm] of [['tiny-mamba', MAMBA_KEYS, 'norm_f'], ['tiny-neox', NEOX_KEYS, 'final_ln']] as const) {
+// tiny-falcon-mamba: Mamba-1's graph and hook points, with Falcon-Mamba's mixer norms (mixer.B/C are the normed B_t/C_t).
+const PARITY_FIXTURES = [['tiny-mamba', MAMBA_KEYS, 'norm_f'], ['tiny-falcon-mamba', MAMBA_KEYS, 'norm_f'], ['tiny-neox', NEOX_KEYS, 'final_ln']] as const;
+for (const [fixture, keys, headNorm] of PARITY_FIXTURES) {
   describe(`parity: ${fixture}`, () => {
     const ref = JSON.parse(fs.readFileSync(path.join(FIX, fixture, 'reference.json'), 'utf8'));
+    const mambaLike = ref.arch !== 'gpt_neox';
     let model: Model;
     beforeAll(async () => {
       model = await Model.load(path.join(FIX, fixture));
@@ -92,13 +95,13 @@ for (const [fixture, keys, headNorm] of [['tiny-mamba', MAMBA_KEYS, 'norm_f'], [
 
       it(`case ${ci}: loss and gradients match PyTorch`, async () => {
         const g = c.grad;
-        const outName = fixture === 'tiny-mamba' ? 'mixer.out' : 'mlp.out';
-        const wName = fixture === 'tiny-mamba' ? 'mixer.out_proj.weight' : 'mlp.dense_4h_to_h.weight';
+        const outName = mambaLike ? 'mixer.out' : 'mlp.out';
+        const wName = mambaLike ? 'mixer.out_proj.weight' : 'mlp.dense_4h_to_h.weight';
         const hook = `layers.${g.layer}.${outName}`;
         const weight = `layers.${g.layer}.${wName}`;
         const res = await gradients(model, [c.input_ids], nextTokenNll, [hook, weight]);
-        const refAct = fixture === 'tiny-mamba' ? g.d_loss_d_mixer_out : g.d_loss_d_mlp_out;
-        const refW = fixture === 'tiny-mamba' ? g.d_loss_d_out_proj_weight : g.d_loss_d_dense_4h_to_h_weight;
+        const refAct = mambaLike ? g.d_loss_d_mixer_out : g.d_loss_d_mlp_out;
+        const refW = mambaLike ? g.d_loss_d_out_proj_weight : g.d_loss_d_dense_4h_to_h_weight;
         const scale = (r: unknown) => Math.max(...((r as unknown[]).flat(Infinity) as number[]).map(Math.abs));
         if (c.input_ids.length === 1) {
           // One token has no next token: PyTorch's loss is an empty sum (0) and its gradients are zeros; so are ours.
@@ -123,7 +126,7 @@ for (const [fixture, keys, headNorm] of [['tiny-mamba', MAMBA_KEYS, 'norm_f'], [
 
 describe('gradient parity covered real losses', () => {
   it('at least two cases per fixture had a next-token loss to compare', () => {
-    for (const fixture of ['tiny-mamba', 'tiny-neox']) {
+    for (const [fixture] of PARITY_FIXTURES) {
       expect([...gradientCasesChecked].filter((k) => k.startsWith(`${fixture}:`)).length, fixture).toBeGreaterThanOrEqual(2);
     }
   });

@@ -22,6 +22,11 @@ export interface MambaConfig {
   tieEmbeddings: boolean;
   eosTokenId: number;
   padTokenId: number | null;
+  /**
+   * Falcon-Mamba (`model_type: "falcon_mamba"`): the epsilon of the weightless RMS norms applied to
+   * the Δ-rank input, B and C inside the mixer, after x_proj (`mixer_rms_eps`). Absent for plain Mamba.
+   */
+  mixerRmsEps?: number;
 }
 
 export interface NeoxConfig {

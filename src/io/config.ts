@@ -5,14 +5,14 @@
 import fs from 'fs';
 import { CheckpointError } from './errors';
 import { ConfigFields, show } from './config-fields';
-import { parseHfMamba, parseOriginalMamba } from './config-mamba';
+import { parseHfFalconMamba, parseHfMamba, parseOriginalMamba } from './config-mamba';
 import { parseNeox } from './config-neox';
 import { ModelConfig } from './config-types';
 
 export type { MambaConfig, NeoxConfig, ModelConfig } from './config-types';
 
 const SUPPORTED =
-  '"mamba" (MambaForCausalLM), "gpt_neox" (GPTNeoXForCausalLM / Pythia), ' +
+  '"mamba" (MambaForCausalLM), "falcon_mamba" (FalconMambaForCausalLM), "gpt_neox" (GPTNeoXForCausalLM / Pythia), ' +
   'or an original state-spaces/mamba-* config (d_model, n_layer and no model_type)';
 
 /** `file` is only used in error messages. */
@@ -27,6 +27,7 @@ export function parseConfig(json: unknown, file: string): ModelConfig {
     throw new CheckpointError(`${file}: config has no "model_type"; supported: ${SUPPORTED}`);
   }
   if (modelType === 'mamba') return parseHfMamba(f);
+  if (modelType === 'falcon_mamba') return parseHfFalconMamba(f);
   if (modelType === 'gpt_neox') return parseNeox(f);
   throw new CheckpointError(`${file}: unsupported "model_type" ${show(modelType)}; supported: ${SUPPORTED}`);
 }

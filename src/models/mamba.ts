@@ -8,6 +8,8 @@
  * A block: n = RMSNorm(h); [x; z] = W_in n; c = causal depthwise conv(x);
  * u = SiLU(c); [δ; B; C] = W_x u; Δ = softplus(W_dt δ + b); s = scan(Δ, A, u, B, C) + D⊙u;
  * g = SiLU(z); o = W_out (s ⊙ g); h' = h + o.
+ * Falcon-Mamba (cfg.mixerRmsEps set): δ, B and C each pass a weightless RMS norm
+ * (x / sqrt(mean(x²) + mixer_rms_eps)) right after x_proj, as FalconMambaMixer does.
  */
 import type { MambaConfig } from '../io/config';
 import { Graph, Value } from '../graph/ir';
@@ -47,7 +49,7 @@ export const MAMBA_HOOKS = {
 export function mambaLayerStage(cfg: MambaConfig, native = false): StageDef {
   const { dModel: D, dInner: E, dState: N, dtRank: R, convKernel: K, eps } = cfg;
   return {
-    key: `mamba-layer:D${D}:E${E}:N${N}:R${R}:K${K}:b${+cfg.useBias}${+cfg.useConvBias}:eps${eps}:${native ? 'native' : 'onnx'}`,
+    key: `mamba-layer:D${D}:E${E}:N${N}:R${R}:K${K}:b${+cfg.useBias}${+cfg.useConvBias}:eps${eps}:rms${cfg.mixerRmsEps ?? '-'}:${native ? 'native' : 'onnx'}`,
     build(g, io) {
       const hook = declaredHook(io, MAMBA_HOOKS);
       const resid = hook('resid_pre', io.act('resid_pre', ['B', 'T', D])); // [B,T,D]
@@ -71,9 +73,11 @@ export function mambaLayerStage(cfg: MambaConfig, native = false): StageDef {
       const u = hook('mixer.ssm_in', g.silu(conv)); // [B,T,E]
 
       const xdbl = g.linear(u, io.weight('mixer.x_proj.weight', [R + 2 * N, E])); // [B,T,R+2N]
-      const delta = g.slice(xdbl, 2, 0, R); // [B,T,R]
-      const Bm = hook('mixer.B', g.slice(xdbl, 2, R, R + N)); // [B,T,N]
-      const Cm = hook('mixer.C', g.slice(xdbl, 2, R + N, R + 2 * N)); // [B,T,N]
+      // Falcon-Mamba's weightless norms of δ, B and C; the identity for plain Mamba.
+      const mixerNorm = (v: Value) => (cfg.mixerRmsEps === undefined ? v : rmsNorm(g, v, undefined, cfg.mixerRmsEps));
+      const delta = mixerNorm(g.slice(xdbl, 2, 0, R)); // [B,T,R]
+      const Bm = hook('mixer.B', mixerNorm(g.slice(xdbl, 2, R, R + N))); // [B,T,N]
+      const Cm = hook('mixer.C', mixerNorm(g.slice(xdbl, 2, R + N, R + 2 * N))); // [B,T,N]
       const dtLin = g.linear(delta, io.weight('mixer.dt_proj.weight', [E, R]), io.weight('mixer.dt_proj.bias', [E])); // [B,T,E]
       const dt = hook('mixer.dt', g.softplus(dtLin)); // [B,T,E]
 
