@@ -54,8 +54,8 @@ export function checkpointDir(m: BenchModel, log: (s: string) => void = () => {}
 }
 
 /** The name transformers' save_pretrained uses for a canonical weight name. */
-function storedName(name: string, arch: 'mamba' | 'gpt_neox'): string {
-  if (arch === 'mamba') return name === 'lm_head.weight' ? name : `backbone.${name}`;
+function storedName(name: string, arch: 'mamba' | 'gpt_neox' | 'mamba2'): string {
+  if (arch !== 'gpt_neox') return name === 'lm_head.weight' ? name : `backbone.${name}`;
   return name === 'embed_out.weight' ? name : `gpt_neox.${name}`;
 }
 

@@ -7,12 +7,14 @@ import { CheckpointError } from './errors';
 import { ConfigFields, show } from './config-fields';
 import { parseHfFalconMamba, parseHfMamba, parseOriginalMamba } from './config-mamba';
 import { parseNeox } from './config-neox';
+import { parseHfMamba2 } from './config-mamba2';
 import { ModelConfig } from './config-types';
 
 export type { MambaConfig, NeoxConfig, ModelConfig } from './config-types';
+export type { Mamba2Config } from './config-types';
 
 const SUPPORTED =
-  '"mamba" (MambaForCausalLM), "falcon_mamba" (FalconMambaForCausalLM), "gpt_neox" (GPTNeoXForCausalLM / Pythia), ' +
+  '"mamba" (MambaForCausalLM), "falcon_mamba" (FalconMambaForCausalLM), "mamba2" (Mamba2ForCausalLM), "gpt_neox" (GPTNeoXForCausalLM / Pythia), ' +
   'or an original state-spaces/mamba-* config (d_model, n_layer and no model_type)';
 
 /** `file` is only used in error messages. */
@@ -28,6 +30,7 @@ export function parseConfig(json: unknown, file: string): ModelConfig {
   }
   if (modelType === 'mamba') return parseHfMamba(f);
   if (modelType === 'falcon_mamba') return parseHfFalconMamba(f);
+  if (modelType === 'mamba2') return parseHfMamba2(f);
   if (modelType === 'gpt_neox') return parseNeox(f);
   throw new CheckpointError(`${file}: unsupported "model_type" ${show(modelType)}; supported: ${SUPPORTED}`);
 }
@@ -48,7 +51,8 @@ export function readJsonFile(path: string, what: string): unknown {
     throw new CheckpointError(`${path}: cannot read ${what} file (${(e as Error).message})`);
   }
   try {
-    return JSON.parse(text);
+    // Python's json (transformers 4.x) writes an infinite float as a bare Infinity, which JSON lacks: read it as 1e999 (= Infinity).
+    return JSON.parse(text.replace(/([:,[]\s*)(-?)Infinity(?=\s*[\],}])/g, '$1$21e999'));
   } catch (e) {
     throw new CheckpointError(`${path}: ${what} file is not valid JSON (${(e as Error).message})`);
   }
