@@ -35,6 +35,7 @@ export const MAMBA2_HOOKS = {
   'mixer.B_in': { scope: 'layer', shape: '[B,T,G·N]', meaning: 'B part of in_proj (conv input), groups major', aliases: ['B_in'] },
   'mixer.C_in': { scope: 'layer', shape: '[B,T,G·N]', meaning: 'C part of in_proj (conv input), groups major', aliases: ['C_in'] },
   'mixer.dt_in': { scope: 'layer', shape: '[B,T,H]', meaning: 'δ, the dt part of in_proj (before dt_bias and softplus)', aliases: ['dt_in'] },
+  'mixer.conv_in': { scope: 'layer', shape: '[B,T,E+2G·N]', meaning: '[x; B; C] from in_proj, the conv input (its last K−1 rows are the conv state)', aliases: ['xBC', 'conv_in'] },
   'mixer.conv': { scope: 'layer', shape: '[B,T,E+2G·N]', meaning: 'causal depthwise conv1d output over [x; B; C], before SiLU', aliases: ['hook_conv', 'conv', 'conv_out'] },
   'mixer.ssm_in': { scope: 'layer', shape: '[B,T,E]', meaning: 'x = SiLU(conv) x part, the SSD input', aliases: ['hook_ssm_input', 'ssm_in'] },
   'mixer.B': { scope: 'layer', shape: '[B,T,G·N]', meaning: 'B_t per group (SiLU(conv) B part)', aliases: ['hook_B', 'B'] },
@@ -49,9 +50,6 @@ export const MAMBA2_HOOKS = {
   norm_f: { scope: 'model', shape: '[B,P,D]', meaning: 'final RMSNorm output at the read-out positions', aliases: ['ln_final.hook_normalized', 'hook_norm'] },
   logits: { scope: 'model', shape: '[B,P,V]', meaning: 'next-token logits at the read-out positions', aliases: ['hook_logits'] },
 } as const satisfies HookPoints;
-
-/** Width of the conv (and its state): x, B and C. */
-export const mamba2ConvDim = (c: Mamba2Config): number => c.dInner + 2 * c.nGroups * c.dState;
 
 /** [..., H] per head → [..., H·P] per channel (each head's value on its P channels). */
 function perChannel(g: Graph, v: Value, H: number, P: number): Value {
@@ -80,7 +78,7 @@ function ssdScan(g: Graph, io: StageIO, cfg: Mamba2Config, native: boolean, dt: 
 /** `native`: run each group's scan in the native addon (a host op between ONNX segments). */
 export function mamba2LayerStage(cfg: Mamba2Config, native = false): StageDef {
   const { dModel: D, dInner: E, nHeads: H, headDim: P, nGroups: G, dState: N, convKernel: K, eps } = cfg;
-  const convDim = mamba2ConvDim(cfg);
+  const convDim = E + 2 * G * N; // the conv runs over x, B and C
   const inDim = E + convDim + H;
   return {
     key: `mamba2-layer:D${D}:H${H}:P${P}:G${G}:N${N}:K${K}:b${+cfg.useBias}${+cfg.useConvBias}:eps${eps}:dt${cfg.dtLimit.join(',')}:${native ? 'native' : 'onnx'}`,
@@ -96,7 +94,8 @@ export function mamba2LayerStage(cfg: Mamba2Config, native = false): StageDef {
       const cIn = hook('mixer.C_in', g.slice(proj, 2, 2 * E + G * N, E + convDim)); // [B,T,G·N]
       const dtIn = hook('mixer.dt_in', g.slice(proj, 2, E + convDim, inDim)); // [B,T,H]
 
-      const { out: convOut, nextState: nextConv } = causalConv(g, io, g.concat([xIn, bIn, cIn], 2), convDim, K, cfg.useConvBias);
+      const convIn = hook('mixer.conv_in', g.concat([xIn, bIn, cIn], 2)); // [B,T,convDim]
+      const { out: convOut, nextState: nextConv } = causalConv(g, io, convIn, convDim, K, cfg.useConvBias);
       const act = g.silu(hook('mixer.conv', convOut)); // [B,T,convDim]
       const x = hook('mixer.ssm_in', g.slice(act, 2, 0, E)); // [B,T,E]
       const Bm = hook('mixer.B', g.slice(act, 2, E, E + G * N)); // [B,T,G·N]

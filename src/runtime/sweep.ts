@@ -5,6 +5,7 @@
  * reads that row's logits at its last token. The grid comes back with the
  * metric columns added.
  */
+import { isSsmConfig } from '../models/ssm';
 import * as aq from 'arquero';
 import type { Model } from './model';
 import { makeBatch } from './batch';
@@ -142,7 +143,7 @@ function suffixRows(resids: Tensor[], positions: number[], Tp: number): Tensor {
 export function autoBatchSize(model: Model, T: number): number {
   const budget = Number(process.env.FACTLENS_BATCH_MB ?? 1024) * 2 ** 20;
   const c = model.config;
-  const floatsPerRow = c.arch !== 'gpt_neox'
+  const floatsPerRow = isSsmConfig(c)
     ? T * (8 * c.dModel + 16 * c.dInner + 3 * c.dInner * c.dState) + 2 * c.dInner * c.dState // Mamba-2: the same scan state per channel
     : T * (12 * c.dModel + 3 * c.dFF + 3 * c.nHead * T);
   const logits = c.vocabSize; // one row of logits per run

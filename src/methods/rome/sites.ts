@@ -7,6 +7,7 @@
  *   Mamba  W_o   layers.l.mixer.out_proj.weight           key layers.l.mixer.out_proj_in  value layers.l.mixer.out
  *   NeoX   W_down layers.l.mlp.dense_4h_to_h.weight (+bias) key layers.l.mlp.key       value layers.l.mlp.out
  */
+import { isSsmConfig } from '../../models/ssm';
 import { FactlensError } from '../../errors';
 import type { Model } from '../../runtime/model';
 import type { Arch } from '../../runtime/hooks';
@@ -63,7 +64,7 @@ export function editSite(model: Model, layer: number, matrix?: EditMatrix | stri
     throw new FactlensError(`${m} is not a matrix of ${model.arch} models: ${model.name} can edit ${EDIT_MATRICES[model.arch].join(', ')}`);
   }
   const p = `layers.${layer}.`;
-  if (model.config.arch !== 'gpt_neox') {
+  if (isSsmConfig(model.config)) {
     const { dModel: D, dInner: E } = model.config;
     if (m === 'W_o') return { layer, matrix: m, weight: `${p}mixer.out_proj.weight`, rows: [0, D], keyHook: `${p}mixer.out_proj_in`, valueHook: `${p}mixer.out`, keyDim: E, valueDim: D, bias: optional(model, `${p}mixer.out_proj.bias`) };
     const x = m === 'W_a'; // in_proj's x part (W_a) or z part (W_g), wherever the architecture puts its rows
