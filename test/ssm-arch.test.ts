@@ -12,7 +12,12 @@ import { Model } from '../src/runtime/model';
 import type { MambaState } from '../src/runtime/forward';
 import { mambaStateAt, resumeCacheNames, stackStates } from '../src/runtime/resume';
 import { generate } from '../src/runtime/generate';
-import { Corruption, kindInfo, restoredLayers, restoreStates, traceCorruption, traceKinds } from '../src/methods/causal-tracing';
+import { Corruption, kindInfo, restoredLayers, restoreStates, subjectEmbeddingStd, traceCorruption, traceKinds } from '../src/methods/causal-tracing';
+import { rome, RomeOptions } from '../src/methods/rome/edit';
+import { openCheckpoint } from '../src/io/checkpoint';
+import { expectedWeights } from '../src/io/weights';
+import { writeSafetensors } from '../src/io/safetensors-write';
+import { rng } from '../src/runtime/generate';
 import { editSite } from '../src/methods/rome/sites';
 import { maxDiff } from './max-diff';
 
@@ -217,3 +222,68 @@ describe('methods on tiny-mamba2', () => {
   });
 });
 
+
+/**
+ * tiny-mamba2's blocks with the demo models' 8,192-token tokenizer and seeded random embeddings
+ * (methods that take text need a tokenizer; the parity fixtures have none).
+ */
+function tokenizedMamba2(): string {
+  const dir = path.join(tmp, 'mamba2-tok');
+  const src = path.join(FIX, 'tiny-mamba2');
+  const V = 8192;
+  const cfg = { ...JSON.parse(fs.readFileSync(path.join(src, 'config.json'), 'utf8')), vocab_size: V, eos_token_id: 0, pad_token_id: 1 };
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
+  fs.copyFileSync(path.join(__dirname, '..', 'data', 'models', 'mamba-facts', 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
+  const ckpt = openCheckpoint(src);
+  const random = rng(7);
+  const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+  for (const [name, shape] of expectedWeights(parseConfig(cfg, 'mamba2-tok'))) {
+    const stored = name === 'lm_head.weight' ? name : `backbone.${name}`;
+    const data = shape[0] === V ? Float32Array.from({ length: V * shape[1] }, () => (random() - 0.5) * 0.6) : ckpt.readFloat32(name);
+    tensors[stored] = { dtype: 'F32', shape, data };
+  }
+  ckpt.close();
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  return dir;
+}
+
+describe('text methods on Mamba-2 (tiny-mamba2 blocks, demo tokenizer)', () => {
+  let model: Model;
+  beforeAll(async () => {
+    model = await Model.load(tokenizedMamba2());
+  });
+
+  it('ROME at out_proj and at in_proj\'s z rows: a rank-one update of exactly the site\'s rows; the original is untouched', async () => {
+    const prompt = 'The Space Needle is located in the city of';
+    const FAST: RomeOptions = { templates: { lengths: [[5, 2]] }, steps: 12, stats: { samples: 3000, maxLength: 128, cache: false, progress: false } };
+    const before = (await model.logits(prompt, { last: true })).data.slice();
+    for (const matrix of ['W_o', 'W_g'] as const) {
+      const e = await rome(model, { prompt, subject: 'The Space Needle', target: 'Paris' }, { ...FAST, layer: 1, matrix });
+      expect(e.site.weight).toBe(matrix === 'W_o' ? 'layers.1.mixer.out_proj.weight' : 'layers.1.mixer.in_proj.weight');
+      // The edit is W + w uᵀ on the site's rows. (The random tiny model's v* loss hardly moves in 12 or 40
+      // steps, for Mamba-1 built the same way too, so ROME's efficacy is checked on the demo models, not here.)
+      const tr = e.diagnostics.trace;
+      expect(tr.length).toBe(12);
+      expect(tr.every((x) => Number.isFinite(x.nll))).toBe(true);
+      const W0 = model.weight(e.site.weight);
+      const W1 = e.model.weight(e.site.weight);
+      const D = model.config.dModel;
+      const changedRows = new Set<number>();
+      for (let i = 0; i < W0.size; i++) if (W0.data[i] !== W1.data[i]) changedRows.add(Math.floor(i / (matrix === 'W_o' ? model.mamba2Config.dInner : D)));
+      const [r0, r1] = e.site.rows;
+      expect([...changedRows].every((r) => r >= r0 && r < r1), `${matrix} edits only rows ${r0}..${r1}`).toBe(true);
+      expect(changedRows.size).toBeGreaterThan(0);
+      const cols = W0.shape[1];
+      const { u, w } = e.delta;
+      let worst = 0;
+      for (let r = r0; r < r1; r++) for (let c = 0; c < cols; c++) worst = Math.max(worst, Math.abs(W1.data[r * cols + c] - W0.data[r * cols + c] - w[r - r0] * u[c]));
+      expect(worst).toBeLessThan(1e-6);
+    }
+    expect(maxDiff((await model.logits(prompt, { last: true })).data, before)).toBe(0);
+  });
+
+  it('noise corruption uses the Mamba-2 embedding matrix', () => {
+    expect(subjectEmbeddingStd(model, ['Paris', 'The Space Needle'])).toBeGreaterThan(0.1); // U(±0.3): std ≈ 0.17
+  });
+});
