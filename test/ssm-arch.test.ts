@@ -19,6 +19,8 @@ import { expectedWeights } from '../src/io/weights';
 import { writeSafetensors } from '../src/io/safetensors-write';
 import { rng } from '../src/runtime/generate';
 import { editSite } from '../src/methods/rome/sites';
+import { pathBlockingHooks } from '../src/methods/information-flow/path-blocking';
+import type { HookFn } from '../src/runtime/forward';
 import { maxDiff } from './max-diff';
 
 const FIX = path.join(__dirname, 'fixtures');
@@ -192,6 +194,23 @@ describe('methods on tiny-mamba2', () => {
       }
     }
     expect(moved, 'some restoration changes the probability').toBeGreaterThan(0);
+  });
+
+  it('exact path blocking through conv + SSD: with every earlier token blocked, s_t at layer 0 depends on token t alone', async () => {
+    const [a, b] = [[12, 200, 31, 77, 5], [99, 3, 140, 8, 5]]; // only the last token is shared
+    const all = (T: number) => [{ layers: [0], targets: 'last' as const, sources: [...Array(T - 1).keys()] }];
+    const s = async (ids: number[], hooks: Array<[string, HookFn]>) => (await model.run([ids], { hooks, cache: ['layers.0.mixer.ssm_out'], logits: 'none' })).cache.get('layers.0.mixer.ssm_out');
+    const E = model.mamba2Config.dInner;
+    const last = (t: { data: Float32Array }) => t.data.subarray(4 * E, 5 * E);
+    const [pa, pb] = [await s(a, []), await s(b, [])];
+    expect(maxDiff(last(pa), last(pb)), 'the prefixes matter unblocked').toBeGreaterThan(1e-3);
+    const [ba, bb] = [await s(a, pathBlockingHooks(model, all(5))), await s(b, pathBlockingHooks(model, all(5)))];
+    expect(maxDiff(last(ba), last(bb))).toBeLessThan(1e-6);
+    expect(maxDiff(ba.data.subarray(0, 4 * E), pa.data.subarray(0, 4 * E))).toBe(0); // other positions untouched
+    // Blocking the slots too (exact+slots): the target's output equals running its token alone.
+    const slots = (T: number) => all(T).map((x) => ({ ...x, mode: 'exact+slots' as const }));
+    const alone = await s([5], []);
+    expect(maxDiff(last(await s(a, pathBlockingHooks(model, slots(5)))), alone.data)).toBeLessThan(1e-5);
   });
 
   it('ROME sites: W_o is out_proj (key: the gated-norm output), W_a / W_g are the x / z rows of in_proj', () => {

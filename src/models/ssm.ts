@@ -13,6 +13,12 @@ export interface SsmLayout {
   convInput: string;
   dInner: number;
   dState: number;
+  /**
+   * The per-token hook points through which a token reaches other positions of a layer (path blocking
+   * zeroes a source's rows of each): Mamba-1 `mixer.x` (Δ, B and C come from the conv output); Mamba-2 the
+   * conv input [x; B; C] and its dt part of in_proj, which reaches later positions through the decays.
+   */
+  mixingInputs: string[];
 }
 
 export function isSsmConfig(c: ModelConfig): c is MambaConfig | Mamba2Config {
@@ -23,6 +29,7 @@ export function isSsmConfig(c: ModelConfig): c is MambaConfig | Mamba2Config {
 export function ssmLayout(c: ModelConfig): SsmLayout | null {
   if (!isSsmConfig(c)) return null;
   const { dInner, dState, convKernel } = c;
-  if (c.arch === 'mamba') return { convWidth: dInner, convKernel, convInput: 'mixer.x', dInner, dState };
-  return { convWidth: dInner + 2 * c.nGroups * dState, convKernel, convInput: 'mixer.conv_in', dInner, dState }; // conv over [x; B; C]
+  if (c.arch === 'mamba') return { convWidth: dInner, convKernel, convInput: 'mixer.x', dInner, dState, mixingInputs: ['mixer.x'] };
+  // The conv runs over [x; B; C]; dt_in feeds the scan without the conv.
+  return { convWidth: dInner + 2 * c.nGroups * dState, convKernel, convInput: 'mixer.conv_in', dInner, dState, mixingInputs: ['mixer.conv_in', 'mixer.dt_in'] };
 }
