@@ -20,22 +20,6 @@ from transformers import FalconMambaConfig, FalconMambaForCausalLM, Mamba2Config
 import make_fixtures as mf  # OUT = sys.argv[1], as here
 
 
-def randomise_mamba2(m):
-    """Parameters away from init so every path matters (A per head in [0.5, 4.5), dt bias around -2)."""
-    with torch.no_grad():
-        for n, p in m.named_parameters():
-            if n.endswith("A_log"):
-                p.copy_(torch.log(torch.rand_like(p) * 4 + 0.5))
-            elif n.endswith(".D"):
-                p.copy_(torch.randn_like(p) * 0.5 + 1.0)
-            elif "norm" in n:
-                p.copy_(1.0 + 0.1 * torch.randn_like(p))
-            elif n.endswith("dt_bias"):
-                p.copy_(torch.randn_like(p) * 0.5 - 2.0)
-            else:
-                p.copy_(torch.randn_like(p) * (0.6 / math.sqrt(max(p.shape[-1], 1))))
-
-
 def mamba2_reference_layer(mx, cfg, proj, L):
     """Every hook array of one Mamba2Mixer from its in_proj output [T, ...], by a per-step recurrence."""
     E, G, N, H, P = mx.intermediate_size, cfg.n_groups, cfg.state_size, cfg.num_heads, cfg.head_dim
@@ -65,7 +49,7 @@ def mamba2_fixture(name, seed, cfg_kw, seqs):
     torch.manual_seed(seed)
     cfg = Mamba2Config(**cfg_kw)
     m = Mamba2ForCausalLM(cfg).float().eval()
-    randomise_mamba2(m)
+    mf.randomise_mamba(m)
     d = mf.save(m, name)
     cap, hooks = {}, []
     for i, layer in enumerate(m.backbone.layers):
