@@ -61,4 +61,5 @@ function loadPatched(name, patches) {
 
 for (const [name, patches] of Object.entries(PATCHES)) loadPatched(name, patches);
 
-require(path.join(tslabDir, 'dist', 'main.js')).main();
+// Required (not run) by test/run-cells.cjs, which only wants the patched converter and executor.
+if (require.main === module) require(path.join(tslabDir, 'dist', 'main.js')).main();

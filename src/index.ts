@@ -24,6 +24,19 @@ export { Tape } from './runtime/tape';
 export { FactlensError } from './errors';
 export * from './io';
 export { runLayerSlice } from './runtime/layer-slice';
+
+// Conveniences for TransformerLens / nnsight users: names, logits rows, top-k tables, the logit lens, subjects by string.
+export { getActName } from './runtime/act-name';
+export { logSoftmax, softmax, logSumExp, argmax, topKIndices, nll, probOf, klDivergence, logitsAt } from './runtime/logits';
+export type { LogitsRow } from './runtime/logits';
+export { topK, logitLens, accumulatedResid } from './lens';
+export type { LensOptions, AccumulatedResid } from './lens';
+export { findSubject } from './data/find-subject';
+export type { SubjectTokens } from './data/find-subject';
+export type { SubjectPositions, InterventionOp } from './runtime/interventions';
+export { HookError } from './runtime/hook-guard';
+export { resolveWeightName } from './runtime/weight-names';
+export { cacheBytes } from './runtime/cache-size';
 export { mambaStateAt, resumeCacheNames } from './runtime/resume';
 
 // Data: relation files, CounterFact, known-fact filters, subject spans.

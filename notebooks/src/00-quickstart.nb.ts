@@ -3,117 +3,130 @@
 // %% [markdown]
 // # factlens quickstart
 //
-// Load a Mamba model, predict the next token, cache and inspect its activations, patch one, and read
-// the residual stream with a logit lens; then the same on a GPT-NeoX (Pythia-style) model.
+// Load a Mamba model, predict the next token, cache and inspect its activations, patch one from another
+// prompt, map where patching restores the fact, read the residual stream with a logit lens and generate
+// text; then the same on a GPT-NeoX (Pythia-style) model. Coming from TransformerLens or nnsight?
+// `docs/coming-from-transformerlens.md` lists their calls next to ours.
 //
 // The models are the two tiny demo models shipped in `data/models/` (16-layer Mamba and 8-layer
 // GPT-NeoX, about 10M parameters each, trained on ~75k real-world facts). To use a real checkpoint,
 // download a Hugging Face directory (e.g. `state-spaces/mamba-2.8b-hf` or `EleutherAI/pythia-2.8b-deduped`,
 // with safetensors weights) and change `MAMBA_DIR` / `NEOX_DIR` below.
+//
+// Change `FACT` and `OTHER` to any prompts that contain their subjects: every position below is found
+// from the subject's string, never counted by hand.
 
 // %%
 import * as aq from 'arquero';
-import { Model, softmaxRow, Tensor } from '../src';
-import { lineChart, markdown, showFigure, showTable } from '../src/viz';
+import { findSubject, getActName, interventionHooks, logitLens, Model, probOf, sweep, topK } from '../src';
+import { heatmap, lineChart, markdown, showFigure, showTable } from '../src/viz';
 
 const MAMBA_DIR = '../data/models/mamba-facts'; // or e.g. '/models/mamba-2.8b-hf'
 const NEOX_DIR = '../data/models/neox-facts'; // or e.g. '/models/pythia-2.8b-deduped'
+// test/quickstart.test.ts reruns this notebook with other prompts through FACTLENS_QUICKSTART ({"fact": ..., "other": ...}).
+const custom = process.env.FACTLENS_QUICKSTART ? JSON.parse(process.env.FACTLENS_QUICKSTART) : null;
+const FACT: { prompt: string; subject: string } = custom?.fact ?? { prompt: 'The capital city of France is', subject: 'France' };
+const OTHER: { prompt: string; subject: string } = custom?.other ?? { prompt: 'The capital city of Italy is', subject: 'Italy' };
 const mamba = await Model.load(MAMBA_DIR);
-markdown(`Loaded **${mamba.name}**: ${mamba.arch}, ${mamba.nLayers} layers, d_model ${mamba.config.dModel}, vocabulary ${mamba.config.vocabSize}, ${(mamba.weightBytes / 2 ** 20).toFixed(1)} MiB of float32 weights.`);
+mamba
 
 // %% [markdown]
 // ## Tokenize and predict the next token
-// `model.encode` gives token ids; `model.logits(input, { last: true })` the next-token logits at each
-// row's last token.
+// `model.toStrTokens` shows how the prompt is split; `findSubject` finds the subject's tokens by string
+// (and says so if the prompt does not contain it); `topK` turns a row of next-token logits into a table.
 
 // %%
-const prompt = 'The capital city of France is';
-const ids = mamba.encode(prompt);
-const tokens = mamba.tokenStrings(ids);
-
-/** The k most likely next tokens of a logits row [V], as an arquero table. */
-function topK(model: Model, row: Float32Array, k = 5) {
-  const { probs } = softmaxRow(row, 0, row.length);
-  const top = [...probs.keys()].sort((a, b) => probs[b] - probs[a]).slice(0, k);
-  return aq.table({ token: top.map((id) => JSON.stringify(model.decode([id]))), id: top, p: top.map((id) => probs[id]) });
-}
-
-const next = topK(mamba, (await mamba.logits([ids], { last: true })).data);
-showTable(next, { title: `Mamba: next token after "${prompt}"`, digits: 4 });
-markdown(`The prompt is ${ids.length} tokens: ${tokens.map((t) => '`' + t + '`').join(' ')}. The top prediction is ${next.get('token', 0)} with p = ${(next.get('p', 0) as number).toFixed(3)}.`);
+const tokens = mamba.toStrTokens(FACT.prompt);
+const subject = findSubject(mamba, FACT.prompt, FACT.subject);
+const next = topK(await mamba.logits(FACT.prompt, { last: true }), 5, mamba);
+showTable(next, { title: `Mamba: next token after "${FACT.prompt}"`, digits: 4 });
+const quote = (t: string) => '`' + JSON.stringify(t) + '`';
+markdown(`The prompt is ${tokens.length} tokens: ${tokens.map(quote).join(' ')}; the subject "${FACT.subject}" is token${subject.positions.length > 1 ? 's' : ''} ${subject.positions.join(', ')}. ` +
+  `The top prediction is ${quote(next.get('token', 0) as string)} with p = ${(next.get('p', 0) as number).toFixed(3)}.`);
 
 // %% [markdown]
 // ## Cache activations
-// Hook points have canonical names (`layers.{i}.mixer.ssm_out` is the Conv+SSM output s, `mixer.gate`
-// the gate g, `mixer.out` the block output o, `resid_post` the residual stream after the block; see
-// `docs/hooks.md`). romba's and TransformerLens's names work too. Only the names asked for are kept.
+// `runWithCache` with no names keeps every hook point (it refuses, with an estimate, when that would not fit in
+// memory; pass names to keep fewer). The cache indexes like a record under any spelling: canonical names
+// (`layers.8.mixer.ssm_out` is the Conv+SSM output s, `mixer.gate` the gate g, `mixer.out` the block output o),
+// TransformerLens / romba aliases, or `getActName`. A cell whose last expression is a cache or a tensor shows a
+// one-line summary.
+
+// %%
+const { cache } = await mamba.runWithCache(FACT.prompt);
+const names = [getActName('in_proj', 8), 'blocks.8.hook_ssm_output', getActName('gate', 8), 'layers.8.mixer.state', 'layers.8.mixer.out'];
+showTable(aq.from(names.map((n) => {
+  const t = cache[n as `${string}.${string}`];
+  const rms = Math.sqrt(t.data.reduce((s, x) => s + x * x, 0) / t.size);
+  return { hook: n, shape: `[${t.shape.join(', ')}]`, rms };
+})), { title: 'Cached activations (batch of one)', digits: 4 });
+cache
+
+// %% [markdown]
+// ## Patch an activation from another prompt
+// A declarative intervention replaces the block output o at the subject's last token in layers 0–7 with its
+// value at the other subject's last token in a run on `OTHER`: the positions are named by subject, so they
+// stay right whatever the prompts are.
 
 // %%
 const L = mamba.nLayers;
-const names = ['layers.8.mixer.x', 'layers.8.ssm_after_ssm', 'layers.8.mixer.gate', 'layers.8.mixer.state', 'layers.8.mixer.out'];
-const run = await mamba.runWithCache([ids], names);
-showTable(aq.from(names.map((n) => {
-  const t = run.cache.get(n);
-  const norm = Math.sqrt(t.data.reduce((s, x) => s + x * x, 0) / t.size);
-  return { hook: n, shape: `[${t.shape.join(', ')}]`, rms: norm };
-})), { title: 'Cached activations (batch of one)', digits: 4 });
+const early = Array.from({ length: Math.ceil(L / 2) }, (_, l) => l);
+const donor = await mamba.runWithCache(OTHER.prompt, early.map((l) => `layers.${l}.mixer.out`));
+const patchHooks = interventionHooks(mamba, [{
+  hook: 'layers.{layer}.mixer.out', layers: early, positions: { subjectLast: FACT.subject }, op: 'replace',
+  source: { cache: 'other', position: { subjectLast: OTHER.subject } },
+}], { caches: { other: donor.cache } });
+const patched = await mamba.runWithHooks(FACT.prompt, patchHooks, { logits: 'last' });
+const after = topK(patched.logits!, 5, mamba);
+showTable(after, { title: `After patching o at "${FACT.subject}" from "${OTHER.subject}", layers 0–${early.length - 1}`, digits: 4 });
+markdown(`Patching o at the last token of "${FACT.subject}" (token ${subject.last}) with its value at "${OTHER.subject}" moved the top prediction ` +
+  `from ${quote(next.get('token', 0) as string)} (p = ${(next.get('p', 0) as number).toFixed(3)}) to ${quote(after.get('token', 0) as string)} (p = ${(after.get('p', 0) as number).toFixed(3)}).`);
 
 // %% [markdown]
-// ## Patch an activation
-// A hook may replace the tensor it sees. Here the block output o at the subject's last token
-// (" France") in layers 0–7 is replaced by its value from a run on a different subject (" Italy"),
-// and we watch the prediction move.
+// ## Where does patching restore the fact?
+// Run `OTHER` and put back `FACT`'s residual stream entering one layer at one token; the heat map shows the
+// probability of `FACT`'s answer for every (layer, token) cell: one batched `sweep` over the grid. Cells are
+// compared token by token, so the two prompts must have the same number of tokens.
 
 // %%
-/** Index of the last token of `subject` in `text` (the prefix up to it, tokenized on its own). */
-const lastTokenOf = (model: Model, text: string, subject: string) => model.encode(text.slice(0, text.indexOf(subject) + subject.length)).length - 1;
-const otherPrompt = 'The capital city of Italy is';
-const other = mamba.encode(otherPrompt);
-const subjectLast = lastTokenOf(mamba, prompt, 'France');
-const otherLast = lastTokenOf(mamba, otherPrompt, 'Italy');
-const donor = await mamba.runWithCache([other], [...Array(L).keys()].map((l) => `layers.${l}.mixer.out`));
-const hooks: Array<[string, (t: Tensor) => Tensor]> = [0, 1, 2, 3, 4, 5, 6, 7].map((l) => [`layers.${l}.mixer.out`, (act: Tensor) => {
-  const out = act.clone();
-  const D = act.shape[2];
-  const src = donor.cache.get(`layers.${l}.mixer.out`).data.subarray(otherLast * D, (otherLast + 1) * D);
-  out.data.set(src, subjectLast * D);
-  return out;
-}]);
-const patched = await mamba.runWithHooks([ids], hooks, { logits: 'last' });
-const after = topK(mamba, patched.logits!.data);
-showTable(after, { title: 'After patching o at the subject\'s last token, layers 0–7', digits: 4 });
-markdown(`Patching moved the top prediction from ${next.get('token', 0)} (p = ${(next.get('p', 0) as number).toFixed(3)}) to ${after.get('token', 0)} (p = ${(after.get('p', 0) as number).toFixed(3)}).`);
+const factIds = mamba.encode(FACT.prompt);
+const otherIds = mamba.encode(OTHER.prompt);
+const answer = next.get('id', 0) as number;
+// (`tokens: tokens`, not `{ tokens }`: tslab 1.0.22 loses a variable of an earlier cell in a shorthand property.)
+if (factIds.length === otherIds.length) {
+  const clean = await mamba.runWithCache(FACT.prompt, Array.from({ length: L }, (_, l) => getActName('resid_pre', l)));
+  const grid = Array.from({ length: L }, (_, layer) => factIds.map((_, pos) => ({ layer, pos, token: tokens[pos] }))).flat();
+  const restored = await sweep(mamba, grid, {
+    input: otherIds,
+    interventions: (r) => [{ hook: getActName('resid_pre', r.layer as number), positions: [r.pos as number], op: 'replace', source: { cache: 'clean' } }],
+    caches: { clean: clean.cache },
+    metric: (logits) => ({ p: probOf(logits, answer) }),
+  });
+  showFigure(heatmap({ table: restored, valueColumn: 'p', tokens: tokens, subject: subject.positions, metric: `p(${JSON.stringify(mamba.decode([answer]))})`, title: `Restoring "${FACT.prompt}" into "${OTHER.prompt}", Mamba` }));
+} else {
+  markdown(`"${FACT.prompt}" has ${factIds.length} tokens and "${OTHER.prompt}" has ${otherIds.length}: pick an OTHER prompt of the same length for the token-by-token map.`);
+}
 
 // %% [markdown]
 // ## Logit lens
-// Decode the residual stream after every layer at the last token with the final norm and the
-// unembedding (`model.unembed`), and follow the probability of the model's final answer.
+// `logitLens` decodes the residual stream after every layer with the final norm and the unembedding; by default
+// it tracks the model's final answer at each position (a table: layer × position → top token, p(answer)).
 
 // %%
-async function logitLens(model: Model, input: number[]) {
-  const n = model.nLayers;
-  const res = await model.runWithCache([input], [...Array(n).keys()].map((l) => `layers.${l}.resid_post`), { logits: 'last' });
-  const answer = (next: Float32Array) => next.indexOf(Math.max(...next));
-  const final = res.logits!.data;
-  const target = answer(final);
-  const D = model.config.dModel;
-  const T = input.length;
-  const rows = new Float32Array(n * D); // [L,D]: each layer's residual at the last token
-  for (let l = 0; l < n; l++) rows.set(res.cache.get(`layers.${l}.resid_post`).data.subarray((T - 1) * D, T * D), l * D);
-  const lens = await model.unembed(new Tensor(rows, [n, D])); // [L,V]
-  const V = model.config.vocabSize;
-  return aq.table({
-    layer: [...Array(n).keys()],
-    p_answer: [...Array(n).keys()].map((l) => softmaxRow(lens.data, l * V, V).probs[target]),
-    top_token: [...Array(n).keys()].map((l) => model.decode([answer(lens.data.subarray(l * V, (l + 1) * V))])),
-  });
-}
-const lensMamba = await logitLens(mamba, ids);
-showFigure(lineChart(lensMamba, { x: 'layer', y: ['p_answer'], xTitle: 'layer', yTitle: 'p(answer)', title: 'Logit lens, Mamba' }));
+const lensMamba = await logitLens(mamba, FACT.prompt, { at: 'last' });
+showFigure(lineChart(lensMamba, { x: 'layer', y: ['p_answer'], xTitle: 'layer (-1 = embeddings)', yTitle: 'p(answer)', title: 'Logit lens, Mamba' }));
 const firstConfident = (lensMamba.objects() as { layer: number; p_answer: number }[]).find((r) => r.p_answer > 0.5);
 markdown(firstConfident
-  ? `In Mamba the answer first passes p = 0.5 in the logit lens after layer ${firstConfident.layer} of ${L}.`
-  : `In Mamba the answer never passes p = 0.5 in the logit lens before the last layer.`);
+  ? `In Mamba the answer ${quote(lensMamba.get('answer', 0) as string)} first passes p = 0.5 in the logit lens after layer ${firstConfident.layer} of ${L}.`
+  : `In Mamba the answer ${quote(lensMamba.get('answer', 0) as string)} never passes p = 0.5 in the logit lens.`);
+
+// %% [markdown]
+// ## Generate
+// `model.generate` continues the prompt (greedy here; `topK` and `seed` sample).
+
+// %%
+const generation = await mamba.generate(FACT.prompt, { maxNewTokens: 8 });
+markdown(`**${FACT.prompt}**${generation.texts[0]}`);
 
 // %% [markdown]
 // ## The same on GPT-NeoX (Pythia architecture)
@@ -121,14 +134,14 @@ markdown(firstConfident
 
 // %%
 const neox = await Model.load(NEOX_DIR);
-const neoxIds = neox.encode(prompt);
-const neoxNext = topK(neox, (await neox.logits([neoxIds], { last: true })).data);
-showTable(neoxNext, { title: `GPT-NeoX: next token after "${prompt}"`, digits: 4 });
-const neoxRun = await neox.runWithCache([neoxIds], ['layers.3.attn.pattern', 'layers.3.mlp.key', 'layers.3.mlp.out']);
-showTable(aq.from(['layers.3.attn.pattern', 'layers.3.mlp.key', 'layers.3.mlp.out'].map((n) => ({ hook: n, shape: `[${neoxRun.cache.get(n).shape.join(', ')}]` }))), { title: 'GPT-NeoX activations' });
-const lensNeox = await logitLens(neox, neoxIds);
-showFigure(lineChart(lensNeox, { x: 'layer', y: ['p_answer'], xTitle: 'layer', yTitle: 'p(answer)', title: 'Logit lens, GPT-NeoX' }));
-markdown(`GPT-NeoX predicts ${neoxNext.get('token', 0)} (p = ${(neoxNext.get('p', 0) as number).toFixed(3)}); its logit lens reaches p = ${(lensNeox.get('p_answer', neox.nLayers - 1) as number).toFixed(3)} at the last of its ${neox.nLayers} layers.`);
+const neoxNext = topK(await neox.logits(FACT.prompt, { last: true }), 5, neox);
+showTable(neoxNext, { title: `GPT-NeoX: next token after "${FACT.prompt}"`, digits: 4 });
+const neoxNames = [getActName('pattern', 3), getActName('post', 3, 'mlp'), getActName('mlp_out', 3)];
+const neoxRun = await neox.runWithCache(FACT.prompt, neoxNames);
+showTable(aq.from(neoxNames.map((n) => ({ hook: n, shape: `[${neoxRun.cache.get(n).shape.join(', ')}]` }))), { title: 'GPT-NeoX activations' });
+const lensNeox = await logitLens(neox, FACT.prompt);
+showFigure(lineChart(lensNeox, { x: 'layer', y: ['p_answer'], xTitle: 'layer (-1 = embeddings)', yTitle: 'p(answer)', title: 'Logit lens, GPT-NeoX' }));
+markdown(`GPT-NeoX predicts ${quote(neoxNext.get('token', 0) as string)} (p = ${(neoxNext.get('p', 0) as number).toFixed(3)}); its logit lens reaches p = ${(lensNeox.get('p_answer', neox.nLayers) as number).toFixed(3)} after the last of its ${neox.nLayers} layers.`);
 
 // %% [markdown]
 // ## Where next

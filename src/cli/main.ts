@@ -11,6 +11,7 @@ import { allHookNames, hookDocs } from '../runtime/hooks';
 import { gradients, nextTokenNll } from '../runtime/grad';
 import { generate } from '../runtime/generate';
 import { Tensor } from '../runtime/tensor';
+import { resolveWeightName } from '../runtime/weight-names';
 
 const USAGE = `usage:
   activations --model DIR --ids 1,2,3 [--hooks NAME,...|all]
@@ -67,7 +68,7 @@ async function main(argv: string[]): Promise<void> {
     if (ids.length < 2) throw new Error('grad needs at least 2 tokens (the loss is the next-token NLL of the sequence)');
     const res = await gradients(model, [ids], nextTokenNll, [wrt]);
     const g = res.grads.get(wrt)!;
-    const isWeight = model.weightNames().includes(wrt) || wrt.endsWith('.weight');
+    const isWeight = resolveWeightName(model, wrt) !== null;
     process.stdout.write(JSON.stringify({ loss: res.loss, grad: isWeight ? g.toNested() : unbatch(g) }) + '\n');
   } else {
     const gen = await generate(model, need(flags, 'prompt'), {

@@ -155,10 +155,12 @@ export class Checkpoint {
 
 /** Open a checkpoint directory: reads config.json and the safetensors headers, no tensor data. */
 export function openCheckpoint(dir: string): Checkpoint {
-  if (!fs.existsSync(dir)) throw new CheckpointError(`${dir}: checkpoint directory not found`);
-  if (!fs.statSync(dir).isDirectory()) throw new CheckpointError(`${dir}: not a directory; point at the folder holding config.json`);
+  // A relative path resolves against the working directory (a notebook's is its own folder): say both.
+  const where = path.isAbsolute(dir) ? dir : `${dir} (resolved to ${path.resolve(dir)} from the working directory ${process.cwd()})`;
+  if (!fs.existsSync(dir)) throw new CheckpointError(`${where}: checkpoint directory not found`);
+  if (!fs.statSync(dir).isDirectory()) throw new CheckpointError(`${where}: not a directory; point at the folder holding config.json`);
   const configPath = path.join(dir, 'config.json');
-  if (!fs.existsSync(configPath)) throw new CheckpointError(`${dir}: no config.json in this checkpoint directory`);
+  if (!fs.existsSync(configPath)) throw new CheckpointError(`${where}: no config.json in this checkpoint directory`);
   const config = readConfigFile(configPath);
   const { files, location } = openWeightFiles(dir);
   try {

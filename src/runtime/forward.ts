@@ -16,6 +16,7 @@ import { rotaryTables } from '../models/gptneox';
 import { runLayerInChunks, StatePatch } from './state-patch';
 import { layerStackStage } from './layer-stack';
 import { stageLayout } from './stage';
+import { guardHook } from './hook-guard';
 
 export interface HookContext {
   name: string; // canonical hook name
@@ -74,11 +75,11 @@ export interface RunResult {
 export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}): Promise<RunResult> {
   const L = model.nLayers;
   const resolve = (n: string) => resolveHook(n, model.arch, L, model.parallelResidual);
-  const cache = new ActivationCache(model.arch, L, model.parallelResidual);
+  const cache = new ActivationCache(model.arch, L, model.parallelResidual, batch);
   const hooks = new Map<string, HookFn[]>();
   for (const [n, fn] of opts.hooks ?? []) {
-    const c = resolve(n).name;
-    hooks.set(c, [...(hooks.get(c) ?? []), fn]);
+    const { name: c, layer } = resolve(n);
+    hooks.set(c, [...(hooks.get(c) ?? []), guardHook(fn, c, layer)]);
   }
   const wanted = new Set((opts.cache ?? []).map((n) => resolve(n).name));
   if ((opts.state || opts.statePatches?.length) && !ssmLayout(model.config)) throw new FactlensError('state: only Mamba models have a recurrent state');

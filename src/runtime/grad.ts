@@ -9,6 +9,8 @@ import { RunOptions } from './forward';
 import { Tape } from './tape';
 import { Tensor } from './tensor';
 import { resolveHook } from './hooks';
+import { resolveWeightName } from './weight-names';
+import { logSumExp, softmax } from './logits';
 
 /** A scalar loss of the logits [B,P,V] and its gradient with respect to them. */
 export type LogitLoss = (logits: Tensor, batch: Batch) => { loss: number; grad: Tensor };
@@ -48,15 +50,10 @@ export function targetNll(targets: number[]): LogitLoss {
   };
 }
 
+/** log Z and the softmax of the V logits at x[off..off+V) (logits.ts does the arithmetic). */
 export function softmaxRow(x: Float32Array, off: number, V: number): { logZ: number; probs: Float32Array } {
-  let max = -Infinity;
-  for (let v = 0; v < V; v++) max = Math.max(max, x[off + v]);
-  let sum = 0;
-  for (let v = 0; v < V; v++) sum += Math.exp(x[off + v] - max);
-  const logZ = max + Math.log(sum);
-  const probs = new Float32Array(V);
-  for (let v = 0; v < V; v++) probs[v] = Math.exp(x[off + v] - logZ);
-  return { logZ, probs };
+  const row = x.subarray(off, off + V); // [V]
+  return { logZ: logSumExp(row), probs: softmax(row) };
 }
 
 export interface GradientResult {
@@ -67,8 +64,8 @@ export interface GradientResult {
 }
 
 /**
- * d loss / d (each name in `wrt`): hook names (any spelling) or canonical
- * weight names such as "layers.2.mixer.out_proj.weight".
+ * d loss / d (each name in `wrt`): hook names (any spelling) or weight names, canonical
+ * ("layers.2.mixer.out_proj.weight") or as the checkpoint stores them ("backbone.layers.2...").
  */
 export async function gradients(model: Model, input: ModelInput, loss: LogitLoss, wrt: string[], opts: RunOptions = {}): Promise<GradientResult> {
   const batch = model.batch(input);
@@ -76,10 +73,10 @@ export async function gradients(model: Model, input: ModelInput, loss: LogitLoss
   const captured = new Map<string, Tensor>();
   const hooks: NonNullable<RunOptions['hooks']> = [...(opts.hooks ?? [])];
   const targets: { name: string; get: () => Tensor }[] = [];
-  const weightNames = new Set(model.weightNames());
   for (const name of wrt) {
-    if (weightNames.has(name) || name === 'lm_head.weight' || name === 'embed_out.weight') {
-      const w = model.weight(name);
+    const weightName = resolveWeightName(model, name); // canonical or the checkpoint's own (HF) spelling
+    if (weightName !== null) {
+      const w = model.weight(weightName);
       targets.push({ name, get: () => w });
       continue;
     }

@@ -19,7 +19,11 @@ import { StageDef } from './stage';
 import { Tensor } from './tensor';
 import { gatherRows, WeightStore } from './weight-store';
 import { PackedWeights } from './packed-weights';
-import { Arch } from './hooks';
+import { allHookNames, Arch } from './hooks';
+import { generate, GenerateOptions, Generation } from './generate';
+import { checkCacheFits, defaultCacheBudget } from './cache-size';
+import { summarizeModel } from './model-summary';
+import { inspect } from 'util';
 
 export type ModelInput = string | string[] | number[] | number[][] | Batch;
 
@@ -169,6 +173,16 @@ export class Model {
     return this.requireTokenizer().tokenStrings(ids);
   }
 
+  /** TransformerLens's to_str_tokens: each token of a text (or of token ids) as its own string. */
+  toStrTokens(textOrIds: string | number[]): string[] {
+    return this.tokenStrings(typeof textOrIds === 'string' ? this.encode(textOrIds) : textOrIds);
+  }
+
+  /** TransformerLens's to_tokens: text(s) as the right-padded batch that run, logits, runWithCache and every method accept. */
+  toTokens(text: string | string[]): Batch {
+    return this.batch(text);
+  }
+
   get padId(): number {
     return this.config.padTokenId ?? this.config.eosTokenId;
   }
@@ -216,13 +230,38 @@ export class Model {
     return res.logits!.reshape([N, this.config.vocabSize]);
   }
 
-  /** Logits plus the named activations, TransformerLens style. */
-  async runWithCache(input: ModelInput, names: string[], opts: RunOptions = {}): Promise<RunResult> {
-    return this.run(input, { ...opts, cache: [...(opts.cache ?? []), ...names] });
+  /**
+   * Logits plus the named activations, TransformerLens style. Without names, every hook point
+   * (allHookNames) is kept, after checking that it fits: the estimate must stay within
+   * `maxCacheBytes` (default: half the free memory), or the call throws with the estimate.
+   */
+  async runWithCache(input: ModelInput, names?: string[], opts: RunOptions & { maxCacheBytes?: number } = {}): Promise<RunResult> {
+    const { maxCacheBytes, ...runOpts } = opts;
+    const batch = this.batch(input);
+    let keep = names;
+    if (!keep) {
+      keep = allHookNames(this.arch, this.nLayers, this.parallelResidual);
+      checkCacheFits(this, batch, keep, maxCacheBytes ?? defaultCacheBudget(), runOpts.logits === 'last' ? 1 : batch.T);
+    }
+    return this.run(batch, { ...runOpts, cache: [...(runOpts.cache ?? []), ...keep] });
+  }
+
+  /** Text from a prompt: the `generate` function (greedy, or seeded top-k sampling) on this model. */
+  generate(prompt: ModelInput, opts: GenerateOptions = {}): Promise<Generation> {
+    return generate(this, prompt, opts);
   }
 
   async runWithHooks(input: ModelInput, hooks: RunOptions['hooks'], opts: RunOptions = {}): Promise<RunResult> {
     return this.run(input, { ...opts, hooks: [...(opts.hooks ?? []), ...(hooks ?? [])] });
+  }
+
+  /** One line (a notebook cell's last expression, console.log). */
+  toString(): string {
+    return summarizeModel(this);
+  }
+
+  [inspect.custom](): string {
+    return summarizeModel(this);
   }
 }
 

@@ -2,7 +2,9 @@
  * A dense row-major tensor on a typed array: the currency between the
  * library, ONNX sessions and user code. Views share memory with their source.
  */
+import { inspect } from 'util';
 import { FactlensError } from '../errors';
+import { summarizeTensor } from './tensor-summary';
 export type TensorData = Float32Array | BigInt64Array | Uint8Array;
 
 export class Tensor<D extends TensorData = Float32Array> {
@@ -58,6 +60,15 @@ export class Tensor<D extends TensorData = Float32Array> {
       return out;
     };
     return this.shape.length === 0 ? Number(this.data[0]) : rec(0, 0);
+  }
+
+  /** One line: shape, dtype, min/mean/max (a notebook cell's last expression, console.log). */
+  toString(): string {
+    return summarizeTensor(this);
+  }
+
+  [inspect.custom](): string {
+    return summarizeTensor(this);
   }
 }
 
