@@ -10,7 +10,7 @@ import { stageLayout, StageDef } from '../src/runtime/stage';
 import { allHookNames, hookDocs, resolveHook } from '../src/runtime/hooks';
 import { mambaLayerStage } from '../src/models/mamba';
 import { neoxLayerStage } from '../src/models/gptneox';
-import { mamba2LayerStage } from '../src/models/mamba2';
+import { mamba2LayerStage, mamba2ShapeLetters } from '../src/models/mamba2';
 
 const FIX = path.join(__dirname, 'fixtures');
 
@@ -40,16 +40,14 @@ for (const fixture of ['tiny-mamba', 'tiny-falcon-mamba', 'tiny-mamba2', 'tiny-n
       const ids = [[3, 17, 250, 9, 41], [88, 2, 7, 201, 5]]; // B = 2, equal lengths (no padding); ids < 256, the smallest vocab
       const res = await model.runWithCache(ids, allHookNames(model.arch, model.nLayers, model.parallelResidual));
       const c = model.config;
-      const m2 = c.arch === 'mamba2' ? c : null; // Mamba-2: P is the head dim inside a layer, the read-out positions at the head
       const sizes: Record<string, number> = c.arch === 'mamba'
         ? { B: 2, T, P: T, D: c.dModel, E: c.dInner, N: c.dState, V: c.vocabSize }
-        : m2
-          ? { B: 2, T, D: c.dModel, E: m2.dInner, H: m2.nHeads, N: m2.dState, 'G·N': m2.nGroups * m2.dState, 'E+2G·N': m2.dInner + 2 * m2.nGroups * m2.dState, V: c.vocabSize }
+        : c.arch === 'mamba2'
+          ? { B: 2, T, P: T, D: c.dModel, V: c.vocabSize, ...mamba2ShapeLetters(c) }
           : { B: 2, T, P: T, D: c.dModel, H: model.neoxConfig.nHead, Dh: model.neoxConfig.headDim, F: model.neoxConfig.dFF, V: c.vocabSize };
       for (const d of docs) {
         const names = d.perLayer ? Array.from({ length: model.nLayers }, (_, l) => `layers.${l}.${d.local}`) : [d.local];
-        const P = m2 ? (d.perLayer ? m2.headDim : T) : T;
-        for (const n of names) expect(res.cache.get(n).shape, n).toEqual(resolveShape(d.shape, { ...sizes, P }));
+        for (const n of names) expect(res.cache.get(n).shape, n).toEqual(resolveShape(d.shape, sizes));
       }
     });
   });

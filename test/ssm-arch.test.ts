@@ -112,7 +112,7 @@ for (const name of ['tiny-mamba2', 'tiny-mamba2-tied']) {
       expect(maxDiff(alone.logits!.data, full.data.subarray((ids.length - 1) * V))).toBeGreaterThan(1e-2);
     });
 
-    it('mixer.state [B,T,H,P,N] after token t is the carried state; resuming a cached run at (layer, position) equals the full run', async () => {
+    it('mixer.state [B,T,H,Dh,N] after token t is the carried state; resuming a cached run at (layer, position) equals the full run', async () => {
       const cached = await model.runWithCache([ids], resumeCacheNames(model));
       const { nHeads: H, headDim: P, dState: N } = model.mamba2Config;
       expect(cached.cache.get('layers.2.mixer.state').shape).toEqual([1, ids.length, H, P, N]);

@@ -2,7 +2,8 @@
  * Mamba-2 (Dao & Gu 2024, SSD) as stages between hook points, written to match Hugging Face
  * Mamba2ForCausalLM's torch path (Mamba2Mixer.torch_forward, transformers 5.18).
  *
- * Shape letters: B batch, T tokens, D d_model, E d_inner = H·P, H heads, P head dim, G groups,
+ * Shape letters: B batch, T tokens, D d_model, E d_inner = H·P, H heads, P head dim (Dh in MAMBA2_HOOKS, whose P
+ * is the read-out positions), G groups,
  * N d_state, K conv width, V vocab.
  *
  * A block: n = RMSNorm(h); [z; x; B; C; δ] = W_in n; [x; B; C] = SiLU(causal depthwise conv([x; B; C]));
@@ -41,7 +42,7 @@ export const MAMBA2_HOOKS = {
   'mixer.B': { scope: 'layer', shape: '[B,T,G·N]', meaning: 'B_t per group (SiLU(conv) B part)', aliases: ['hook_B', 'B'] },
   'mixer.C': { scope: 'layer', shape: '[B,T,G·N]', meaning: 'C_t per group (SiLU(conv) C part)', aliases: ['hook_C', 'C'] },
   'mixer.dt': { scope: 'layer', shape: '[B,T,H]', meaning: 'Δ = clamp(softplus(δ + dt_bias)) per head', aliases: ['hook_delta', 'dt'] },
-  'mixer.state': { scope: 'layer', shape: '[B,T,H,P,N]', meaning: 'per-head SSD state S_t after each token (read-only; patch with statePatches)', aliases: ['state'] },
+  'mixer.state': { scope: 'layer', shape: '[B,T,H,Dh,N]', meaning: 'per-head SSD state S_t after each token (read-only; patch with statePatches)', aliases: ['state'] },
   'mixer.ssm_out': { scope: 'layer', shape: '[B,T,E]', meaning: 's = SSD output incl. the D skip, before the gated norm', aliases: ['hook_ssm_output', 'ssm_out'] },
   'mixer.gate': { scope: 'layer', shape: '[B,T,E]', meaning: 'g = SiLU(z), the gate of the gated norm', aliases: ['gate'] },
   'mixer.out_proj_in': { scope: 'layer', shape: '[B,T,E]', meaning: 'gated-norm output RMSNorm(s ⊙ g) ⊙ w: the key of W_out (out_proj input)', aliases: ['hook_norm_out', 'norm_out', 'out_proj_in'] },
@@ -50,6 +51,12 @@ export const MAMBA2_HOOKS = {
   norm_f: { scope: 'model', shape: '[B,P,D]', meaning: 'final RMSNorm output at the read-out positions', aliases: ['ln_final.hook_normalized', 'hook_norm'] },
   logits: { scope: 'model', shape: '[B,P,V]', meaning: 'next-token logits at the read-out positions', aliases: ['hook_logits'] },
 } as const satisfies HookPoints;
+
+/** Sizes of the shape letters MAMBA2_HOOKS uses beyond B, T, P, D, V (Dh: head dim; E = H·Dh). */
+export function mamba2ShapeLetters(c: Mamba2Config): Record<string, number> {
+  const GN = c.nGroups * c.dState;
+  return { E: c.dInner, H: c.nHeads, Dh: c.headDim, N: c.dState, 'G·N': GN, 'E+2G·N': c.dInner + 2 * GN };
+}
 
 /** [..., H] per head → [..., H·P] per channel (each head's value on its P channels). */
 function perChannel(g: Graph, v: Value, H: number, P: number): Value {

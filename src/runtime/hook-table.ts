@@ -18,7 +18,7 @@ export function hookTableMarkdown(): string {
     '`src/models/gptneox.ts` (`NEOX_HOOKS`) and `src/models/mamba2.ts` (`MAMBA2_HOOKS`), where the graphs create them; do not edit by hand.',
     '',
     'Shape letters: B batch, T tokens, P read-out positions (all tokens, or each row\'s last), D d_model, E d_inner,',
-    'N d_state, H heads, Dh head dim, F d_ff, V vocab; Mamba-2: P head dim (E = H·P), G groups of heads sharing B and C.',
+    'N d_state, H heads, Dh head dim, F d_ff, V vocab; Mamba-2: E = H·Dh, G groups of heads sharing B and C.',
     'Per-layer names are `layers.{i}.<name>`.',
     'Aliases (romba, TransformerLens / MambaLens, Hugging Face module paths, parity-fixture keys) resolve to the',
     'canonical name. Layer prefixes `blocks.{i}.` / `h.{i}.` and model prefixes `backbone.` / `gpt_neox.` are accepted,',
