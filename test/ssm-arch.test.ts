@@ -22,6 +22,8 @@ import { editSite } from '../src/methods/rome/sites';
 import { pathBlockingHooks } from '../src/methods/information-flow/path-blocking';
 import type { HookFn } from '../src/runtime/forward';
 import { maxDiff } from './max-diff';
+import { getActName } from '../src/runtime/act-name';
+import { resolveHook } from '../src/runtime/hooks';
 
 const FIX = path.join(__dirname, 'fixtures');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ssm-arch-'));
@@ -304,5 +306,13 @@ describe('text methods on Mamba-2 (tiny-mamba2 blocks, demo tokenizer)', () => {
 
   it('noise corruption uses the Mamba-2 embedding matrix', () => {
     expect(subjectEmbeddingStd(model, ['Paris', 'The Space Needle'])).toBeGreaterThan(0.1); // U(±0.3): std ≈ 0.17
+  });
+});
+
+describe('getActName knows Mamba-2 points', () => {
+  it('mixer-only names of Mamba-2 resolve, and resolve on the model', () => {
+    expect(getActName('conv_in', 2, 'mixer')).toBe('layers.2.mixer.conv_in');
+    expect(getActName('dt_in', 0)).toBe('layers.0.mixer.dt_in');
+    expect(resolveHook(getActName('dt_in', 0), 'mamba2', 3).name).toBe('layers.0.mixer.dt_in');
   });
 });
