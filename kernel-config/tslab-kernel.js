@@ -20,6 +20,27 @@ const cwd = process.cwd();
 const inProject = cwd === PROJECT_ROOT || cwd.startsWith(PROJECT_ROOT + path.sep);
 const rootDir = (inProject ? PROJECT_ROOT : cwd).replace(/\\/g, '/');
 
+const { AsyncLocalStorage } = require('async_hooks');
+const { inspect } = require('util');
+
+const GRACE_MS = 10000;
+const cellContext = new AsyncLocalStorage();
+let interrupts = 0;
+globalThis.__factlensCells = {
+  /** Runs a cell's code in its own context. */
+  run: (fn) => cellContext.run({ interruptsAtStart: interrupts }, fn),
+  /** Whether the cell the current code belongs to was running when a SIGINT came. */
+  interrupted: () => { const c = cellContext.getStore(); return c !== undefined && c.interruptsAtStart < interrupts; },
+  /** tslab's interrupt promise, its rejection delayed so the library can stop first with its own error. */
+  grace: (p) => p.catch((e) => new Promise((_, reject) => setTimeout(() => reject(e), GRACE_MS))),
+  /** tslab's error for a cell that did not stop: one line, like the library's errors. */
+  timeoutError: () => {
+    const e = new Error(`interrupted: the cell's code did not stop within ${GRACE_MS / 1000} s and may still be running`);
+    e[inspect.custom] = () => `Error: ${e.message}`;
+    return e;
+  },
+};
+
 // file -> [what tslab 1.0.22 says, what we make it say]; each must occur exactly once.
 const PATCHES = {
   'converter.js': [
@@ -34,6 +55,10 @@ const PATCHES = {
   'executor.js': [
     ['            filename += ".js";',
       '            filename = sideOutputs.has(filename + ".js") || !sideOutputs.has(filename + "/index.js") ? filename + ".js" : filename + "/index.js";'],
+    ['const ret = vm_1.default.runInThisContext(wrapped, {\n                breakOnSigint: true,\n            });',
+      'const ret = globalThis.__factlensCells.run(() => vm_1.default.runInThisContext(wrapped, {\n                breakOnSigint: true,\n            }));'],
+    ['await Promise.race([promise, interruptPromise]);', 'await Promise.race([promise, globalThis.__factlensCells.grace(interruptPromise)]);'],
+    ['let interrupted = new Error("Interrupted asynchronously");', 'let interrupted = globalThis.__factlensCells.timeoutError();'],
   ],
 };
 
@@ -62,4 +87,8 @@ function loadPatched(name, patches) {
 for (const [name, patches] of Object.entries(PATCHES)) loadPatched(name, patches);
 
 // Required (not run) by test/run-cells.cjs, which only wants the patched converter and executor.
-if (require.main === module) require(path.join(tslabDir, 'dist', 'main.js')).main();
+if (require.main === module) {
+  // Before tslab's own listener (main() adds it), so the mark is set when tslab reacts.
+  process.on('SIGINT', () => { interrupts++; });
+  require(path.join(tslabDir, 'dist', 'main.js')).main();
+}

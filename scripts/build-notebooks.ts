@@ -53,24 +53,19 @@ function markdownLines(lines: string[]): string[] {
   });
 }
 
+// The committed form (no outputs, the kernel's metadata) is defined once, by the git clean filter.
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const nbClean = require('./nb-clean.js') as { cleanNotebook(nb: object): object; serialize(nb: object): string };
+
 /** The .ipynb JSON (nbformat 4.5) for a list of cells; deterministic so --check can compare bytes. */
 export function toNotebook(name: string, cells: Cell[]): string {
-  const nb = {
-    cells: cells.map((c, i) => {
-      const source = c.lines.map((l, j) => (j < c.lines.length - 1 ? l + '\n' : l));
-      const id = `${name.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 50)}-${i}`;
-      return c.kind === 'markdown'
-        ? { cell_type: 'markdown', id, metadata: {}, source }
-        : { cell_type: 'code', execution_count: null, id, metadata: {}, outputs: [], source };
-    }),
-    metadata: {
-      kernelspec: { display_name: 'TypeScript (factlens)', language: 'typescript', name: 'tslab' },
-      language_info: { file_extension: '.ts', mimetype: 'text/typescript', name: 'typescript' },
-    },
-    nbformat: 4,
-    nbformat_minor: 5,
-  };
-  return JSON.stringify(nb, null, 1) + '\n';
+  return nbClean.serialize(nbClean.cleanNotebook({
+    cells: cells.map((c, i) => ({
+      cell_type: c.kind,
+      id: `${name.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 50)}-${i}`,
+      source: c.lines.map((l, j) => (j < c.lines.length - 1 ? l + '\n' : l)),
+    })),
+  }));
 }
 
 function main(argv: string[]): number {

@@ -14,6 +14,9 @@ from nbformat.sign import NotebookNotary
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLOTLY_JS = os.path.join(ROOT, "node_modules", "plotly.js-dist-min", "plotly.min.js")
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
 CELL_TIMEOUT = int(os.environ.get("FACTLENS_CELL_TIMEOUT", "1800"))  # s; sweeps on a CPU are slow
 # tslab prints these to stderr for errors that escape a cell's own promise; the cell still says "ok".
 ESCAPED_MARKERS = ("UncaughtException:", "UnhandledPromiseRejection:")
@@ -62,6 +65,18 @@ def describe(nb, path, index):
         cell_text(cell) or "(the kernel reported an error but printed nothing)")
 
 
+def has_figures(nb):
+    return any(PLOTLY_MIME in out.get("data", {}) for c in nb.cells for out in c.get("outputs", []))
+
+
+def with_plotly(html):
+    """The exported page with plotly.js inlined once in its head: figures' HTML fallbacks draw with it
+    offline. Only the export carries it (~4.8 MB); notebooks hold figures as JSON."""
+    with open(PLOTLY_JS, encoding="utf-8") as f:
+        js = f.read().replace("</script", "<\\/script")
+    return html.replace("</head>", '<script type="text/javascript">%s</script>\n</head>' % js, 1)
+
+
 def run_one(path, out_dir):
     name = os.path.splitext(os.path.basename(path))[0]
     nb = nbformat.read(path, as_version=4)
@@ -85,6 +100,8 @@ def run_one(path, out_dir):
     NotebookNotary().sign(nb)
     nbformat.write(nb, executed)
     html, _ = HTMLExporter().from_notebook_node(nb)
+    if has_figures(nb):
+        html = with_plotly(html)
     with open(os.path.join(out_dir, name + ".html"), "w", encoding="utf-8") as f:
         f.write(html)
     status = "FAILED" if failure else "ok"

@@ -104,6 +104,17 @@ if [ -d .venv/share/jupyter/lab ]; then
 fi
 echo "kernel: $JUPYTER_DATA_DIR/kernels/tslab/kernel.json"
 
+step "git filter for notebooks"
+# .gitattributes sends notebooks/*.ipynb through scripts/nb-clean.js: git stores them without outputs,
+# so running and saving a notebook in JupyterLab leaves the checkout clean (outputs: out/notebooks/).
+if git -C "$FACTLENS_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+  git -C "$FACTLENS_ROOT" config filter.factlens-notebook.clean "node scripts/nb-clean.js"
+  git -C "$FACTLENS_ROOT" config filter.factlens-notebook.smudge cat
+  echo "filter.factlens-notebook set (git config of this clone)"
+else
+  echo "not a git checkout: skipped"
+fi
+
 step "Chromium (browser test)"
 if [ -x /usr/bin/chromium ]; then   # the path test/browser.test.ts launches
   echo "present: /usr/bin/chromium"

@@ -21,6 +21,8 @@ export type { LogitLoss, GradientResult, Site } from './runtime/grad';
 export { generate, rng } from './runtime/generate';
 export type { GenerateOptions, Generation } from './runtime/generate';
 export { Tape } from './runtime/tape';
+export { InterruptedError, throwIfAborted, isAborted } from './runtime/abort';
+export type { AbortOptions } from './runtime/abort';
 export { FactlensError } from './errors';
 export * from './io';
 export { runLayerSlice } from './runtime/layer-slice';
@@ -53,6 +55,8 @@ export type { TokenSpan } from './data/subject-span';
 // The paper's four methods, one namespace each (e.g. `rome.applyEdit`, `causalTracing.traceFacts`).
 export * as causalTracing from './methods/causal-tracing';
 export * as rome from './methods/rome';
+export * as memit from './methods/memit';
 export * as lre from './methods/lre';
 export * as informationFlow from './methods/information-flow';
 export * as viz from './viz';
+export * as attribution from './methods/attribution';

@@ -30,7 +30,7 @@ const itJupyter = missing && !required ? it.skip : it;
 function runNotebooks(args: string[], out: string) {
   if (missing) throw new Error(`cannot run notebooks: ${missing}. Run 'bash scripts/setup.sh'.`);
   const r = spawnSync('bash', ['scripts/notebooks.sh', ...args], {
-    cwd: ROOT, encoding: 'utf8', env: { ...process.env, FACTLENS_SKIP_BUILD: '1', FACTLENS_NOTEBOOK_OUT: out },
+    cwd: ROOT, encoding: 'utf8', env: { ...process.env, FACTLENS_SKIP_BUILD: '1', FACTLENS_NB_QUICK: '1', FACTLENS_NOTEBOOK_OUT: out },
   });
   return { status: r.status, output: `${r.stdout}\n${r.stderr}` };
 }
@@ -93,5 +93,12 @@ describe('npm run notebooks', () => {
     expect(figs.length).toBeGreaterThan(0);
     expect(String(figs[0].data?.['text/html'])).toContain('Plotly.newPlot');
     expect(outputs.some((o) => String(o.data?.['text/html'] ?? '').includes('<table'))).toBe(true);
-  }, 30 * MINUTES);
+    // Saved with every output, a notebook stays small: figures are JSON, plotly.js is never inlined.
+    for (const name of names) {
+      const text = fs.readFileSync(path.join(out, name), 'utf8');
+      console.log(`${name}: ${(text.length / 1024).toFixed(0)} KB executed`);
+      expect(text.length, name).toBeLessThan(1024 * 1024);
+      expect(text, name).not.toContain('plotly.js v');
+    }
+  }, 50 * MINUTES);
 });

@@ -43,11 +43,16 @@ const N_FACTS = 30;
 const PER_RELATION = 12;
 /** Seed for choosing alternative subjects (romba's choice was unseeded). */
 const SEED = 0;
-/** Single-prompt examples: template, subject, alternative subject (the paper's demo used Michael Jordan / Pelé). */
-const EXAMPLES: Array<[string, string, string]> = [
-  ['{} plays the sport of', 'Michael Jordan', 'Pelé'],
-  ['The capital city of {} is', 'Japan', 'France'],
+/** Single-prompt examples: template, subject, alternative subject, the true object (the paper's demo used Michael Jordan / Pelé). */
+const EXAMPLES: Array<[string, string, string, string]> = [
+  ['{} plays the sport of', 'Michael Jordan', 'Pelé', 'basketball'],
+  ['The capital city of {} is', 'Japan', 'France', 'Tokyo'],
 ];
+/**
+ * A fact is traced only if the model knows it (clean top-1 = a prefix of the object) and the corruption
+ * lowers p(answer) by at least this much; other facts get a non-'ok' status, no IE, and are left out of the averages.
+ */
+const MIN_GAP = 0.1;
 
 /** A progress bar fed by the library's onProgress(done, total) callbacks. */
 function bar(label: string): (done: number, total: number) => void {
@@ -98,8 +103,8 @@ showTable(known[0].select('relation', 'prompt', 'object', 'predicted', 'p'), { l
 // %%
 const examples: TraceResult[][][] = []; // [model][example][kind]
 for (const [i, m] of models.entries()) {
-  const cs = EXAMPLES.map(([template, subject, alt]) => altSubjectCorruption(m, template, subject, alt));
-  examples.push(await traceMany(m, cs, { window: windows[i], onProgress: bar(`${m.name}: ${cs.length} prompts`) }));
+  const cs = EXAMPLES.map(([template, subject, alt, object]) => ({ ...altSubjectCorruption(m, template, subject, alt), object }));
+  examples.push(await traceMany(m, cs, { window: windows[i], minGap: MIN_GAP, onProgress: bar(`${m.name}: ${cs.length} prompts`) }));
   for (const res of examples[i]) showFigure(traceHeatmaps(res, { cols: res.length, zmax: 1, height: 120 + 26 * res[0].tokens.length }));
 }
 showTable(examples.flatMap((perModel, i) => perModel.map((res) => ({
@@ -114,8 +119,9 @@ showTable(examples.flatMap((perModel, i) => perModel.map((res) => ({
 // different object. The per-prompt IE maps are averaged by romba's token groups (paper-spec §2.3).
 // The group `subject_[:-2]` is NaN whenever a prompt has a one-token subject. `prefix` is NaN whenever a
 // prompt starts with its subject (most templates here do). A NaN cell is blank, as in the paper.
-// Prompts whose corruption barely moves p(answer) (p_clean − p_corrupt < 0.01) have no defined IE and are
-// left out. Their count is printed.
+// Only informative facts enter the averages: a fact whose clean top-1 is not its object ('not-known'), or
+// whose corruption lowers p(answer) by less than `MIN_GAP` ('small-gap', 'inverted'), has no IE and is
+// left out; the count left out is in each panel's title, with the threshold.
 
 // %%
 const kindLabel = (m: Model, kind: string) => (kind === 'o − s − g' ? kind : kindInfo(m.arch, kind as TraceKind).label);
@@ -123,14 +129,14 @@ const aies: Aie[][] = [];
 const summaries = [];
 for (const [i, m] of models.entries()) {
   const facts = roundRobin(known[i], N_FACTS);
-  const traces = await traceFacts(m, facts, { pool: known[i], seed: SEED, window: windows[i], onProgress: bar(`${m.name}: ${facts.numRows()} facts`) });
+  const traces = await traceFacts(m, facts, { pool: known[i], seed: SEED, window: windows[i], minGap: MIN_GAP, onProgress: bar(`${m.name}: ${facts.numRows()} facts`) });
   aies.push(averageByKind(m, traces));
   summaries.push(traces.summary);
 }
 showTable(summaries[0], { limit: 6, title: `${mamba.name}: traced facts (first rows)` });
 const figs = aies.map((list, i) => subplots(list.map((a) => aieHeatmap(a, { arch: models[i].arch, compact: true })), {
   cols: list.length, titles: list.map((a) => `${kindLabel(models[i], a.kind)} (${a.count} prompts${a.excluded ? `, ${a.excluded} left out` : ''})`),
-  title: `${models[i].name}: AIE by token group`, height: 330,
+  title: `${models[i].name}: AIE by token group (known facts whose corruption lowers p(answer) by ≥ ${MIN_GAP})`, height: 330,
 }));
 figs.forEach((f) => showFigure(f));
 

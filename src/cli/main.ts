@@ -4,6 +4,9 @@
  *   npm run cli -- grad --model DIR --ids 1,2,3 --wrt HOOK_OR_WEIGHT
  *   npm run cli -- generate --model DIR --prompt "..." [--max-new-tokens 20] [--top-k 0] [--seed 0]
  *   npm run cli -- hooks --model DIR
+ *   npm run cli -- trace --model DIR --facts N --checkpoint FILE [--kinds resid,ssm_out,...] (resumable; see trace.ts)
+ *   npm run cli -- memit --model DIR --records FILE --n N --out DIR2 [--matrix W_o] [--layers a,b,c]   (and rome: edit-commands.ts)
+ *   npm run cli -- atp --model DIR --clean TEXT --corrupt TEXT --answer TEXT [--kinds k1,k2] [--metric prob|logprob]
  * JSON goes to stdout; errors go to stderr as one readable line (exit code 1).
  */
 import { Model } from '../runtime/model';
@@ -11,13 +14,19 @@ import { allHookNames, hookDocs } from '../runtime/hooks';
 import { gradients, nextTokenNll } from '../runtime/grad';
 import { generate } from '../runtime/generate';
 import { Tensor } from '../runtime/tensor';
+import { traceCommand } from './trace';
+import { editCommand, EDIT_USAGE } from './edit-commands';
 import { resolveWeightName } from '../runtime/weight-names';
+import { atpCommand, ATP_USAGE } from './atp';
 
 const USAGE = `usage:
   activations --model DIR --ids 1,2,3 [--hooks NAME,...|all]
   grad        --model DIR --ids 1,2,3 --wrt HOOK_OR_WEIGHT_NAME
   generate    --model DIR --prompt TEXT [--max-new-tokens N] [--top-k K] [--seed S] [--temperature T]
-  hooks       --model DIR`;
+  hooks       --model DIR
+  ${ATP_USAGE}
+  trace       --model DIR --facts N --checkpoint FILE [--kinds resid,ssm_out,gate,out,...] [--seed S] [--chunk K]
+${EDIT_USAGE}`;
 
 function parseArgs(argv: string[]): { cmd: string; flags: Map<string, string> } {
   const [cmd, ...rest] = argv;
@@ -27,7 +36,8 @@ function parseArgs(argv: string[]): { cmd: string; flags: Map<string, string> } 
     if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"\n${USAGE}`);
     const eq = a.indexOf('=');
     if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
-    else flags.set(a.slice(2), rest[++i] ?? '');
+    else if (rest[i + 1] === undefined || rest[i + 1].startsWith('--')) flags.set(a.slice(2), ''); // a switch (e.g. --known)
+    else flags.set(a.slice(2), rest[++i]);
   }
   return { cmd: cmd ?? '', flags };
 }
@@ -49,9 +59,12 @@ const unbatch = (t: Tensor) => (t.shape[0] === 1 ? t.at(0) : t).toNested();
 
 async function main(argv: string[]): Promise<void> {
   const { cmd, flags } = parseArgs(argv);
-  if (!['activations', 'grad', 'generate', 'hooks'].includes(cmd)) throw new Error(`unknown command "${cmd}"\n${USAGE}`);
+  if (cmd === 'memit' || cmd === 'rome') return editCommand(cmd, flags, need);
+  if (!['activations', 'grad', 'generate', 'hooks', 'atp', 'trace'].includes(cmd)) throw new Error(`unknown command "${cmd}"\n${USAGE}`);
   const model = await Model.load(need(flags, 'model'));
-  if (cmd === 'hooks') {
+  if (cmd === 'trace') {
+    process.stdout.write((await traceCommand(model, flags, (name) => need(flags, name))) + '\n');
+  } else if (cmd === 'hooks') {
     const docs = hookDocs(model.arch, model.parallelResidual);
     process.stdout.write(JSON.stringify({ names: allHookNames(model.arch, model.nLayers, model.parallelResidual), docs }, null, 1) + '\n');
   } else if (cmd === 'activations') {
@@ -70,6 +83,8 @@ async function main(argv: string[]): Promise<void> {
     const g = res.grads.get(wrt)!;
     const isWeight = resolveWeightName(model, wrt) !== null;
     process.stdout.write(JSON.stringify({ loss: res.loss, grad: isWeight ? g.toNested() : unbatch(g) }) + '\n');
+  } else if (cmd === 'atp') {
+    process.stdout.write(JSON.stringify(await atpCommand(model, flags, (n) => need(flags, n))) + '\n');
   } else {
     const gen = await generate(model, need(flags, 'prompt'), {
       maxNewTokens: Number(flags.get('max-new-tokens') ?? 20),

@@ -31,6 +31,8 @@ export interface KnownFactsOptions {
   /** Stop after this many known facts per relation (in file order). */
   limit?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Stops before the next batch (runtime/abort.ts). */
+  signal?: AbortSignal;
 }
 
 export interface KnownFact {
@@ -70,7 +72,7 @@ export async function knownFacts(model: Model, relations: Relation | Relation[],
       const chunk = samples.slice(start, start + bs);
       const prompts = chunk.map((s) => (opts.prefix ?? '') + fillTemplate(template, s.subject));
       const batch = bucketed(makeBatch(prompts.map((p) => model.encode(p)), model.config.vocabSize, model.padId), 8);
-      const logits = (await model.run(batch, { logits: 'last' })).logits!; // [b,1,V]
+      const logits = (await model.run(batch, { logits: 'last', signal: opts.signal })).logits!; // [b,1,V]
       const V = logits.shape[2];
       chunk.forEach((s, b) => {
         const { id, p } = top1(logits.data, b * V, V);

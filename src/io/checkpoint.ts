@@ -14,6 +14,7 @@ import { canonicalName, embeddingName, expectedWeights, unembeddingName } from '
 import { FloatDtype, isFloatDtype } from './dtypes';
 import type { ExternalTensor } from '../graph/ir';
 import { Tokenizer } from './tokenizer';
+import { describeNonFinite, firstNonFinite } from './finite';
 
 export interface CheckpointTensorInfo extends TensorInfo {
   /** Path of the safetensors file holding it. */
@@ -37,6 +38,7 @@ export class Checkpoint {
   /** Notes about adjustments made while opening (e.g. vocab padding), for logs. */
   readonly notes: string[] = [];
   readonly config: ModelConfig;
+  private readonly warned = new Set<string>();
 
   constructor(
     readonly dir: string,
@@ -45,6 +47,8 @@ export class Checkpoint {
     private readonly entries: Map<string, Entry>,
     /** Stored names skipped as known buffers (e.g. attention.masked_bias). */
     readonly ignoredTensors: string[],
+    /** Load weights holding NaN/±Inf with a warning instead of refusing them. */
+    private readonly allowNonFinite = false,
   ) {
     this.config = adoptPaddedVocab(config, this.entries, this.notes);
   }
@@ -63,15 +67,31 @@ export class Checkpoint {
     return { ...e.file.info(e.storedName), file: e.file.path, storedName: e.storedName };
   }
 
-  /** One weight as float32, streamed from disk (F16/BF16 widened exactly). */
+  /** One weight as float32, streamed from disk (F16/BF16 widened exactly); NaN/±Inf refused (see checkFinite). */
   readFloat32(name: string): Float32Array {
     const e = this.entry(name);
-    return e.file.readFloat32(e.storedName);
+    e.file.checkUnchanged(); // a packed model reads weights long after load
+    const out = e.file.readFloat32(e.storedName);
+    const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    const i = firstNonFinite('F32', bytes);
+    if (i >= 0) this.nonFinite(name, i, describeNonFinite('F32', bytes, i));
+    return out;
+  }
+
+  /**
+   * Throws if a weight holds NaN or ±Inf (every logit would be non-finite), scanning its stored
+   * bytes in bounded chunks; with `allowNonFinite` it warns once per weight instead.
+   */
+  checkFinite(name: string): void {
+    const e = this.entry(name);
+    const bad = e.file.findNonFinite(e.storedName);
+    if (bad) this.nonFinite(name, bad.index, bad.value);
   }
 
   /** Rows of a 2-D weight (e.g. embedding rows for token ids) as float32 [rows.length, C]. */
   readRowsFloat32(name: string, rows: ArrayLike<number>): Float32Array {
     const e = this.entry(name);
+    e.file.checkUnchanged(); // a packed model reads embedding rows on every forward
     return e.file.readRowsFloat32(e.storedName, rows);
   }
 
@@ -81,9 +101,12 @@ export class Checkpoint {
    */
   external(name: string): ExternalTensor {
     const t = this.info(name);
+    this.entry(name).file.checkUnchanged(); // onnxruntime opens the path itself
     const dtype = ({ F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const)[t.dtype as FloatDtype];
     if (!dtype) throw new CheckpointError(`${t.file}: tensor "${t.storedName}" has dtype ${t.dtype}; only F32, F16 and BF16 weights can be read`);
-    return { file: path.resolve(t.file), offset: t.byteOffset, length: t.byteLength, dtype };
+    // The real path: onnxruntime refuses external data whose path leaves the folder it resolves
+    // names in, and the hub cache's snapshots/<rev>/model.safetensors is a link to ../../blobs/<sha>.
+    return { file: fs.realpathSync(t.file), offset: t.byteOffset, length: t.byteLength, dtype };
   }
 
   /**
@@ -97,6 +120,7 @@ export class Checkpoint {
 
   /** Throws one error listing every missing, misshapen, non-float or unexpected weight. */
   validate(): void {
+    this.checkLayerCount(); // before expectedWeights, which lists every configured layer's weights
     const expected = expectedWeights(this.config);
     const problems: string[] = [];
     for (const [name, shape] of expected) {
@@ -120,6 +144,31 @@ export class Checkpoint {
     throw new CheckpointError(`${this.dir}: weights do not match config.json (${describeConfig(this.config)}):\n  - ${shown.join('\n  - ')}`);
   }
 
+  /**
+   * The configured layer count against the layers the files hold: a corrupt count (1e9) must fail
+   * here, in time proportional to the file, not to the count.
+   */
+  private checkLayerCount(): void {
+    const layers = new Set<number>();
+    for (const name of this.entries.keys()) {
+      const m = /^layers\.(\d+)\./.exec(name);
+      if (m) layers.add(Number(m[1]));
+    }
+    const n = this.config.nLayer;
+    if (n === layers.size && (n === 0 || layers.has(n - 1))) return;
+    const last = [...layers].reduce((a, b) => Math.max(a, b), -1);
+    const held = layers.size ? `${layers.size} layers (largest index ${last})` : 'no layer weights';
+    throw new CheckpointError(`${this.dir}: config.json says ${n} layers (field ${this.config.arch === 'mamba' ? '"num_hidden_layers" / "n_layer"' : '"num_hidden_layers"'}) but the weights hold ${held}`);
+  }
+
+  /** Throws if the tokenizer can produce ids the model has no embedding row for. */
+  checkTokenizer(tokenizer: Tokenizer): void {
+    if (tokenizer.vocabSize <= this.config.vocabSize) return;
+    throw new CheckpointError(
+      `${tokenizer.file}: the tokenizer has ids up to ${tokenizer.vocabSize - 1}, but the model's vocabulary (config "vocab_size" / embedding rows) is ${this.config.vocabSize}; wrong tokenizer.json for this checkpoint?`,
+    );
+  }
+
   hasTokenizer(): boolean {
     return fs.existsSync(path.join(this.dir, 'tokenizer.json'));
   }
@@ -139,6 +188,16 @@ export class Checkpoint {
     for (const f of this.files) f.close();
   }
 
+  private nonFinite(name: string, index: number, value: string): void {
+    const e = this.entry(name);
+    const what = `${e.file.path}: tensor "${e.storedName}" element ${index} is ${value}`;
+    if (!this.allowNonFinite) throw new CheckpointError(`${what}; every output would be non-finite (load with { allowNonFinite: true } to inspect it anyway)`);
+    if (this.warned.has(name)) return;
+    this.warned.add(name);
+    this.notes.push(`${what} (allowed by allowNonFinite)`);
+    console.warn(`factlens: ${what}; loaded anyway because allowNonFinite is set`);
+  }
+
   private entry(name: string): Entry {
     const e = this.entries.get(name);
     if (e === undefined) throw new CheckpointError(`${this.dir}: no weight named "${name}" (canonical names look like "${this.tensorNames()[0]}")`);
@@ -154,7 +213,7 @@ export class Checkpoint {
 }
 
 /** Open a checkpoint directory: reads config.json and the safetensors headers, no tensor data. */
-export function openCheckpoint(dir: string): Checkpoint {
+export function openCheckpoint(dir: string, opts: { allowNonFinite?: boolean } = {}): Checkpoint {
   // A relative path resolves against the working directory (a notebook's is its own folder): say both.
   const where = path.isAbsolute(dir) ? dir : `${dir} (resolved to ${path.resolve(dir)} from the working directory ${process.cwd()})`;
   if (!fs.existsSync(dir)) throw new CheckpointError(`${where}: checkpoint directory not found`);
@@ -178,7 +237,7 @@ export function openCheckpoint(dir: string): Checkpoint {
       }
       entries.set(name, { file: files.get(fileName)!, storedName: stored });
     }
-    return new Checkpoint(dir, config, [...files.values()], entries, ignored);
+    return new Checkpoint(dir, config, [...files.values()], entries, ignored, opts.allowNonFinite);
   } catch (e) {
     for (const f of files.values()) f.close();
     throw e;

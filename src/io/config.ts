@@ -2,12 +2,12 @@
  * config.json -> ModelConfig. Picks the dialect (HF Mamba, original
  * state-spaces Mamba, GPT-NeoX 4.x/5.x) and normalises it.
  */
-import fs from 'fs';
 import { CheckpointError } from './errors';
 import { ConfigFields, show } from './config-fields';
 import { parseHfFalconMamba, parseHfMamba, parseOriginalMamba } from './config-mamba';
 import { parseNeox } from './config-neox';
 import { parseHfMamba2 } from './config-mamba2';
+import { readRegularText } from './regular-file';
 import { ModelConfig } from './config-types';
 
 export type { MambaConfig, NeoxConfig, ModelConfig } from './config-types';
@@ -42,14 +42,7 @@ export function readConfigFile(path: string): ModelConfig {
 
 /** JSON file -> value, with errors that name the file. */
 export function readJsonFile(path: string, what: string): unknown {
-  let text: string;
-  try {
-    text = fs.readFileSync(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new CheckpointError(`${path}: ${what} file not found`);
-    throw new CheckpointError(`${path}: cannot read ${what} file (${(e as Error).message})`);
-  }
+  const text = readRegularText(path, what);
   try {
     // Python's json (transformers 4.x) writes an infinite float as a bare Infinity, which JSON lacks: read it as 1e999 (= Infinity).
     return JSON.parse(text.replace(/([:,[]\s*)(-?)Infinity(?=\s*[\],}])/g, '$1$21e999'));

@@ -10,3 +10,5 @@ export { expectedWeights, canonicalName, embeddingName, unembeddingName } from '
 export { Tokenizer } from './tokenizer';
 export { CheckpointError } from './errors';
 export type { Dtype, FloatDtype } from './dtypes';
+export { saveCheckpoint, asStoredValues } from './save-checkpoint';
+export type { SaveReport } from './save-checkpoint';

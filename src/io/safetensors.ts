@@ -9,6 +9,8 @@ import { CheckpointError } from './errors';
 import { isFloatDtype, itemSize } from './dtypes';
 import { decodeHalfInto } from './half';
 import { MAX_HEADER_BYTES, TensorInfo, parseHeader } from './safetensors-header';
+import { decodeUtf8, openRegularFile } from './regular-file';
+import { describeNonFinite, firstNonFinite } from './finite';
 
 export type { TensorInfo } from './safetensors-header';
 export { writeSafetensors, writeShardedSafetensors } from './safetensors-write';
@@ -33,28 +35,39 @@ export class SafetensorsFile {
     fd: number,
     private readonly tensors: Map<string, TensorInfo>,
     readonly metadata: Record<string, string>,
+    /** inode, size and mtime at open (see checkUnchanged). */
+    private readonly identity: string,
   ) {
     this.fd = fd;
   }
 
   static open(path: string): SafetensorsFile {
-    let fd: number;
-    try {
-      fd = fs.openSync(path, 'r');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new CheckpointError(`${path}: safetensors file not found`);
-      throw new CheckpointError(`${path}: cannot open safetensors file (${(e as Error).message})`);
-    }
+    const fd = openRegularFile(path, 'safetensors');
     try {
       const header = readHeader(path, fd);
-      return new SafetensorsFile(path, fd, header.tensors, header.metadata);
+      return new SafetensorsFile(path, fd, header.tensors, header.metadata, identityOf(fs.fstatSync(fd, { bigint: true })));
     } catch (e) {
       fs.closeSync(fd);
       throw e;
     }
   }
 
+  /**
+   * Throws unless the file at `path` is still the one opened (same inode, size and mtime): a reader
+   * that opens the path again (onnxruntime's external data, in packed mode) would otherwise read
+   * whatever replaced or overwrote it since.
+   */
+  checkUnchanged(): void {
+    let now: string;
+    try {
+      now = identityOf(fs.statSync(this.path, { bigint: true }));
+    } catch (e) {
+      throw new CheckpointError(`${this.path}: checkpoint file is gone since it was opened (${(e as NodeJS.ErrnoException).code}); load the model again`);
+    }
+    if (now !== this.identity) {
+      throw new CheckpointError(`${this.path}: checkpoint file changed since it was opened (was ${this.identity}, now ${now}); load the model again`);
+    }
+  }
   /** Tensor names in header order. */
   get names(): string[] {
     return [...this.tensors.keys()];
@@ -134,6 +147,20 @@ export class SafetensorsFile {
     return out;
   }
 
+  /** The first NaN/±Inf of a float tensor, found in bounded chunks of its stored bytes; null when every element is finite. */
+  findNonFinite(name: string): { index: number; value: string } | null {
+    const t = this.info(name);
+    if (!isFloatDtype(t.dtype) || t.byteLength === 0) return null;
+    const scratch = new Uint8Array(Math.min(CHUNK_BYTES, t.byteLength)); // a multiple of the item size: both are
+    for (let done = 0; done < t.byteLength; done += scratch.length) {
+      const chunk = scratch.subarray(0, Math.min(scratch.length, t.byteLength - done));
+      this.readInto(name, chunk, t.byteOffset + done);
+      const i = firstNonFinite(t.dtype, chunk);
+      if (i >= 0) return { index: done / itemSize(t.dtype) + i, value: describeNonFinite(t.dtype, chunk, i) };
+    }
+    return null;
+  }
+
   /** Integer tensors (token ids, masks) as int32; I64 values must fit. */
   readInt32(name: string): Int32Array {
     const t = this.info(name);
@@ -177,7 +204,6 @@ export class SafetensorsFile {
 
 function readHeader(path: string, fd: number): ReturnType<typeof parseHeader> {
   const stat = fs.fstatSync(fd);
-  if (!stat.isFile()) throw new CheckpointError(`${path}: not a regular file`);
   const size = stat.size;
   if (size < 8) throw new CheckpointError(`${path}: only ${size} bytes; a safetensors file starts with an 8-byte header length`);
   const lenBytes = Buffer.alloc(8);
@@ -192,7 +218,12 @@ function readHeader(path: string, fd: number): ReturnType<typeof parseHeader> {
   }
   const headerBytes = Buffer.alloc(n);
   if (readFully(fd, headerBytes, 8) !== n) throw new CheckpointError(`${path}: file shrank while reading its header`);
-  return parseHeader(path, headerBytes.toString('utf8'), n, size);
+  return parseHeader(path, decodeUtf8(headerBytes, `${path}: safetensors header`), n, size);
+}
+
+/** Nanosecond mtime: a rewrite within the same millisecond still shows. */
+function identityOf(s: fs.BigIntStats): string {
+  return `inode ${s.ino}, ${s.size} bytes, mtime ${s.mtimeNs} ns`;
 }
 
 /** Read up to dst.length bytes at pos; returns the count (short only at end of file). */

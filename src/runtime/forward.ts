@@ -16,6 +16,7 @@ import { rotaryTables } from '../models/gptneox';
 import { runLayerInChunks, StatePatch } from './state-patch';
 import { layerStackStage } from './layer-stack';
 import { stageLayout } from './stage';
+import { throwIfAborted } from './abort';
 import { guardHook } from './hook-guard';
 
 export interface HookContext {
@@ -61,6 +62,8 @@ export interface RunOptions {
    * Hooks see them as ctx.offsets; interventions take absolute positions.
    */
   positionOffsets?: number[];
+  /** Stop before this forward pass when aborted (see abort.ts; a notebook interrupt stops it too). */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -73,6 +76,16 @@ export interface RunResult {
 }
 
 export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}): Promise<RunResult> {
+  throwIfAborted(opts.signal); // every method's batches pass here: the one check that stops them all
+  const ends: Array<() => void> = []; // run-scoped leases (packed sessions in use), ended however the run ends
+  try {
+    return await runModelLeased(model, batch, opts, ends);
+  } finally {
+    for (const end of ends) end();
+  }
+}
+
+async function runModelLeased(model: Model, batch: Batch, opts: RunOptions, ends: Array<() => void>): Promise<RunResult> {
   const L = model.nLayers;
   const resolve = (n: string) => resolveHook(n, model.arch, L, model.parallelResidual);
   const cache = new ActivationCache(model.arch, L, model.parallelResidual, batch);
@@ -116,6 +129,7 @@ export async function runModel(model: Model, batch: Batch, opts: RunOptions = {}
   // Nothing hooks, records or patches these layers: packed weights (if loaded so) and one session per stack.
   const hookFree = !opts.tape && !opts.statePatches?.length && [...plans.values()].every((p) => !p.reads.size && !p.writes.size);
   const packed = hookFree ? model.packedWeights : null;
+  if (packed) ends.push(packed.begin()); // a retire() meanwhile waits for this run
   const mode = opts.logits ?? 'all';
   const withHead = until === L && mode !== 'none';
   const headPlan = planFor('', hooks, wanted, { name: '', layer: null, batch, offsets }, [ssmLayout(model.config) ? 'norm_f' : 'final_ln', 'logits']);

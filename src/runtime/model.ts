@@ -7,7 +7,8 @@
 import { FactlensError } from '../errors';
 import type { Mamba2Config, MambaConfig, ModelConfig, NeoxConfig } from '../io/config';
 import type { Tokenizer } from '../io/tokenizer';
-import { openCheckpoint } from '../io/checkpoint';
+import { Checkpoint, openCheckpoint } from '../io/checkpoint';
+import { asStoredValues, rememberSource, saveCheckpoint, SaveReport, sourceOf } from '../io/save-checkpoint';
 import { embeddingName, expectedWeights, unembeddingName } from '../io/weights';
 import { mambaHeadStage, mambaLayerStage } from '../models/mamba';
 import { nativeAddon } from '../graph/native-addon';
@@ -24,6 +25,14 @@ import { generate, GenerateOptions, Generation } from './generate';
 import { checkCacheFits, defaultCacheBudget } from './cache-size';
 import { summarizeModel } from './model-summary';
 import { inspect } from 'util';
+
+export interface LoadOptions {
+  name?: string;
+  nativeScan?: boolean;
+  packed?: boolean;
+  /** Load weights that hold NaN or ±Inf, with a warning (refused by default: every output would be non-finite). */
+  allowNonFinite?: boolean;
+}
 
 export type ModelInput = string | string[] | number[] | number[][] | Batch;
 
@@ -56,15 +65,27 @@ export class Model {
   /**
    * Load a Hugging Face checkpoint directory (config.json + safetensors [+ tokenizer.json]).
    * `packed: true` runs plain forwards on weights that onnxruntime reads from the checkpoint and
-   * packs itself (faster at small batches, see packed-weights.ts); nothing is read at load. The
+   * packs itself (faster at small batches, see packed-weights.ts); at load the files are only scanned
+   * for NaN/±Inf (refused unless `allowNonFinite`), in bounded chunks, and nothing is kept. The
    * first hook, gradient or edit switches the model to float32 weights for good (the packed
    * sessions are freed, so it does not hold both), read from the checkpoint, which must stay.
    */
-  static async load(dir: string, opts: { name?: string; nativeScan?: boolean; packed?: boolean } = {}): Promise<Model> {
-    const ckpt = openCheckpoint(dir);
+  static async load(dir: string, opts: LoadOptions = {}): Promise<Model> {
+    const ckpt = openCheckpoint(dir, { allowNonFinite: opts.allowNonFinite });
+    try {
+      return await Model.fromCheckpoint(ckpt, dir, opts);
+    } catch (e) {
+      ckpt.close();
+      throw e;
+    }
+  }
+
+  private static async fromCheckpoint(ckpt: Checkpoint, dir: string, opts: LoadOptions): Promise<Model> {
     ckpt.validate();
+    rememberSource(ckpt.config, dir);
     const shapes = new Map([...expectedWeights(ckpt.config)].filter(([name]) => ckpt.has(name))); // a tied head is resolved in weight()
     const tokenizer = ckpt.hasTokenizer() ? ckpt.loadTokenizer() : null;
+    if (tokenizer) ckpt.checkTokenizer(tokenizer);
     const name = opts.name ?? dir.split('/').filter(Boolean).pop();
     const nativeScan = opts.nativeScan ?? nativeAddon() !== null;
     if (!opts.packed) {
@@ -73,7 +94,8 @@ export class Model {
       ckpt.close();
       return new Model(ckpt.config, WeightStore.resident(weights), tokenizer, name, new Map(), nativeScan);
     }
-    // Nothing is read now: onnxruntime reads the packed weights from the checkpoint's files itself, and
+    for (const n of shapes.keys()) ckpt.checkFinite(n); // onnxruntime will read them: scan the files once now
+    // Nothing else is read now: onnxruntime reads the packed weights from the checkpoint's files itself, and
     // the token lookup reads embedding rows (a tied head's matrix resolves to the embedding).
     const store = WeightStore.lazy(shapes, ckpt);
     const head = unembeddingName(ckpt.config.arch);
@@ -142,6 +164,35 @@ export class Model {
     }
     const merged = new Map([...this.overrides, ...replacements]);
     return new Model(this.config, this.base, this.tokenizer, this.name, merged, this.nativeScan, this.packed);
+  }
+
+  /** Canonical names of the weights this view replaces (edits). */
+  editedWeightNames(): string[] {
+    return [...this.overrides.keys()];
+  }
+
+  /**
+   * Save this model (an edited view) as a Hugging Face checkpoint directory: the source checkpoint's
+   * files with the edited tensors rewritten in place in their own dtype (io/save-checkpoint.ts).
+   */
+  save(dir: string): SaveReport {
+    return saveCheckpoint(this.requireSource('save'), dir, this.editedValues());
+  }
+
+  /** This view with its edited weights rounded as `save` stores them (F16/BF16 checkpoints): what a reload holds. */
+  asStored(): Model {
+    const stored = asStoredValues(this.requireSource('asStored'), this.editedValues());
+    return this.withWeights(new Map([...stored].map(([n, v]) => [n, new Tensor(v, this.weight(n).shape)])));
+  }
+
+  private editedValues(): Map<string, Float32Array> {
+    return new Map([...this.overrides].map(([n, t]) => [n, t.data]));
+  }
+
+  private requireSource(what: string): string {
+    const src = sourceOf(this.config);
+    if (!src) throw new FactlensError(`${what}: ${this.name} was not loaded from a checkpoint directory (Model.load), so there is no source to copy`);
+    return src;
   }
 
   /** Bytes of all float32 weights (resident or, for a packed model, still on disk). */

@@ -11,8 +11,9 @@
  * onnxruntime reads each weight from disk itself and keeps only its packed
  * copy: no float32 copy passes through JavaScript; the token lookup reads
  * embedding rows from the file. The first hook, gradient or edit that needs
- * a float32 weight retires the packed sessions, freed before the model runs
- * again, so it holds both copies of at most the weights read in that moment;
+ * a float32 weight retires the packed sessions, freed as soon as no plain
+ * run is using them (runs in flight finish on the sessions they started
+ * with), so it holds both copies of at most the weights read meanwhile;
  * from then on it runs like a default model (see weight-store.ts).
  *
  * GPT-NeoX layers are compiled in stacks of up to CHUNK_BYTES of weights per
@@ -31,6 +32,9 @@ export class PackedWeights {
   private readonly id = `packed${nextId++}`;
   private readonly stages = new Map<string, StageDef>();
   private isRetired = false;
+  /** Plain runs now using the packed sessions: retire() waits for them (see begin()). */
+  private inFlight = 0;
+  private releaseWhenIdle = false;
 
   constructor(
     private readonly layerBytes: number,
@@ -67,13 +71,43 @@ export class PackedWeights {
     return this.isRetired;
   }
 
-  /** Free the sessions (and their packed weights); the next plain forward compiles them again. */
+  /**
+   * Free the sessions (and their packed weights); the next plain forward compiles them again.
+   * With plain runs in flight, they are freed when the last one ends instead.
+   */
   async release(): Promise<void> {
+    if (this.inFlight > 0) {
+      this.releaseWhenIdle = true;
+      return;
+    }
+    await this.dispose();
+  }
+
+  private async dispose(): Promise<void> {
+    this.releaseWhenIdle = false;
     this.stages.clear();
     await releaseCompiled((key) => key.includes(`|${this.id}:`));
   }
 
-  /** Free the sessions for good (as soon as the current synchronous code yields, before any later run). */
+  /**
+   * A plain run starts on the packed sessions; call the returned function when it ends (also on
+   * failure). Sessions are never released under a run that is using them: a hooked run, gradient
+   * or edit started meanwhile retires them only once every such run has finished.
+   */
+  begin(): () => void {
+    this.inFlight++;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      if (--this.inFlight === 0 && this.releaseWhenIdle) void this.dispose();
+    };
+  }
+
+  /**
+   * Free the sessions for good: now when no plain run is using them (they are gone before any later
+   * run starts), else as soon as the last one ends. Later plain forwards use float32 weights.
+   */
   retire(): void {
     this.isRetired = true;
     void this.release();

@@ -286,11 +286,11 @@ export async function clearCompiled(): Promise<void> {
 
 /** Drop the compiled sessions whose cache key matches. */
 export async function releaseCompiled(match: (key: string) => boolean): Promise<void> {
-  const drop = [...segmentCache.keys()].filter(match);
-  for (const key of drop) {
-    const c = segmentCache.get(key)!;
+  // Unlist them all before the first await, so that no run started meanwhile picks one up to be released under it.
+  const drop = [...segmentCache.entries()].filter(([key]) => match(key));
+  for (const [key] of drop) {
     segmentCache.delete(key);
     aliasCache.delete(key);
-    await (await c.catch(() => null))?.release();
   }
+  for (const [, c] of drop) await (await c.catch(() => null))?.release();
 }

@@ -41,6 +41,8 @@ export interface SweepOptions {
     state?: (layer: number, position: number, row: Row) => { conv: Tensor; ssm: Tensor };
   };
   onProgress?: (done: number, total: number) => void;
+  /** Stops the sweep before its next batch (abort.ts). */
+  signal?: AbortSignal;
 }
 
 type Table = ReturnType<typeof aq.from>;
@@ -74,6 +76,7 @@ export async function sweep(model: Model, grid: Table | Row[], opts: SweepOption
       startAt: resumed ? { layer: layer0, resid: suffixRows(chunk.map((r) => opts.prefix!.resid(layer0, r)), pos, batch.T) } : undefined,
       state: resumed && pos.some((p) => p > 0) ? stackStates(chunk.length, layer0, model.nLayers, (l, b) => stateOf(l, pos[b], chunk[b])) : undefined,
       positionOffsets: pos,
+      signal: opts.signal,
     });
     const V = res.logits!.shape[2];
     chunk.forEach((row, b) => (results[idx[b]] = { ...row, ...opts.metric(res.logits!.data.subarray(b * V, (b + 1) * V), row) }));

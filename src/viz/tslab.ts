@@ -36,15 +36,19 @@ export interface DisplayHandle { show(bundle: MimeBundle): void }
 
 let counter = 0;
 
-/** Opens an output slot: the first show() creates it, later ones replace its content. Null outside tslab. */
+/**
+ * Opens an output slot: the first show() creates it, later ones replace its content. Null outside tslab.
+ * The writer is taken when the slot opens: tslab swaps it for each new cell, and a bar of a cell that was
+ * interrupted must keep updating its own cell, never appear in the one that runs next.
+ */
 export function openDisplay(): DisplayHandle | null {
   if (!inTslab()) return null;
   const id = `factlens-${process.pid}-${Date.now()}-${counter++}`;
+  const w = internalWriter();
   let shown = false;
   let fallback: PublicDisplay | undefined;
   return {
     show(bundle: MimeBundle): void {
-      const w = internalWriter();
       if (w) {
         try {
           w({ data: bundle, metadata: {}, transient: { display_id: id } }, shown);

@@ -39,6 +39,8 @@ export interface Corruption {
   altPrompt?: string;
   /** Token strings of the corrupted row (alt-subject). */
   corruptTokens?: string[];
+  /** The fact's object, when known: a clean top-1 that is not a prefix of it makes the trace 'not-known'. */
+  object?: string;
   /** Noise standard deviation ν (noise). */
   noiseStd?: number;
 }

@@ -11,11 +11,13 @@
  * - 'ok':        p_clean − p_corrupt ≥ minGap: IE as above (it can still leave [0, 1]).
  * - 'small-gap': |p_clean − p_corrupt| < minGap: the corruption did not remove the fact; IE = NaN.
  * - 'inverted':  p_corrupt − p_clean ≥ minGap: the corruption made the answer more likely; IE = NaN.
+ * - 'not-known': the clean top-1 is not the fact's object (when the object is given): the model does not
+ *                know the fact, so restoring its answer says nothing about where the fact is; IE = NaN.
  *
  * Raw probabilities are always kept next to IE, so nothing is lost by the NaN.
  */
 
-export type EffectStatus = 'ok' | 'small-gap' | 'inverted';
+export type EffectStatus = 'ok' | 'small-gap' | 'inverted' | 'not-known';
 
 /** Default minimum p_clean − p_corrupt for IE to be defined. */
 export const DEFAULT_MIN_GAP = 0.01;

@@ -10,6 +10,8 @@ import { Aie, AieOptions, averageIndirectEffects, subtractAie } from './aie';
 import { alignsWith, altSubjectCorruption, chooseAltSubjects, Corruption, FactRow, noiseCorruption, subjectEmbeddingStd } from './corruption';
 import { TraceKind, traceKinds } from './kinds';
 import { TraceOptions, TraceResult, traceMany } from './trace';
+import { checkpointed } from '../../runtime/run-log';
+import { runSettings } from '../../runtime/run-settings';
 
 type Table = ReturnType<typeof aq.from>;
 
@@ -25,6 +27,11 @@ export interface TraceFactsOptions extends TraceOptions {
   samples?: number;
   /** Text prepended to every prompt (e.g. "<|endoftext|> "). */
   prefix?: string;
+  /**
+   * A run-log file (see runtime/run-log.ts): each finished group of `chunk` facts (default 8) is
+   * appended durably, and a rerun with the same path and settings resumes where it stopped.
+   */
+  checkpoint?: string;
 }
 
 export interface FactTraces {
@@ -53,8 +60,12 @@ export async function traceFacts(model: Model, facts: Table, opts: TraceFactsOpt
     noiseStd = opts.noiseStd ?? 3 * subjectEmbeddingStd(model, rows.map((f) => f.subject));
     corruptions = rows.map((f) => noiseCorruption(model, f.template!, f.subject, { std: noiseStd!, samples: opts.samples, seed: opts.seed, prefix: opts.prefix }));
   }
-  const results = corruptions.length ? await traceMany(model, corruptions, opts) : [];
   const rows = traced.objects() as FactRow[];
+  corruptions.forEach((c, i) => (c.object ??= rows[i].object)); // only facts the model answers with their object count
+  const results = !corruptions.length ? [] : opts.checkpoint
+    ? await checkpointed(opts.checkpoint, 'causalTracing.traceFacts', runSettings(model, opts, rows), rows.map((f, i) => `${i}: ${f.subject}`), opts.chunk ?? 8,
+      (ix) => traceMany(model, ix.map((i) => corruptions[i]), opts))
+    : await traceMany(model, corruptions, opts);
   const summary = aq.from(results.map((r, i) => ({
     relation: rows[i].relation, subject: r[0].subject, altSubject: r[0].altSubject ?? null, object: rows[i].object, answer: r[0].answer,
     high: r[0].high, low: r[0].low, status: r[0].status, tokens: r[0].tokens.length,

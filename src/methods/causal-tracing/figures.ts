@@ -11,6 +11,7 @@ import type { Arch } from '../../runtime/hooks';
 import { Aie, AIE_SUBJECT_ROWS } from './aie';
 import { kindInfo, TraceKind } from './kinds';
 import type { TraceResult } from './trace';
+import type { EffectStatus } from './effects';
 
 export interface TraceFigureOptions {
   /** Plot IE (relative recovery, default) or the raw restored p(answer). */
@@ -71,9 +72,17 @@ export function traceHeatmap(r: TraceResult, opts: TraceFigureOptions = {}): Fig
 export function traceHeatmaps(results: TraceResult[], opts: TraceFigureOptions & { cols?: number } = {}): Figure {
   const figs = results.map((r) => traceHeatmap(r, { ...opts, title: r.label, compact: opts.compact ?? results.length > 2 }));
   const r0 = results[0];
-  const title = opts.title ?? `${r0.prompt} → ${JSON.stringify(r0.answer.trim())} (p ${r0.high.toFixed(2)} clean, ${r0.low.toFixed(2)} corrupted)`;
+  const flag = r0.status === 'ok' ? '' : ` — ${r0.status.toUpperCase()}: ${STATUS_NOTE[r0.status]}, IE undefined`;
+  const title = opts.title ?? `${r0.prompt} → ${JSON.stringify(r0.answer.trim())} (p ${r0.high.toFixed(2)} clean, ${r0.low.toFixed(2)} corrupted)${flag}`;
   return subplots(figs, { cols: opts.cols, title, width: opts.width, height: opts.height });
 }
+
+/** Why a trace has no IE, for figure titles. */
+const STATUS_NOTE: Record<Exclude<EffectStatus, 'ok'>, string> = {
+  'not-known': 'the clean answer is not the object',
+  'small-gap': 'the corruption does not lower p(answer) by the threshold',
+  inverted: 'the corruption raises p(answer)',
+};
 
 /** Heatmap of an AIE map: romba's six token groups × layers. */
 export function aieHeatmap(aie: Aie, opts: TraceFigureOptions & { arch?: Arch; label?: string } = {}): Figure {

@@ -54,6 +54,8 @@ export interface RunnerOptions {
   /** Pad batches to a multiple of this many tokens (default 4): fewer distinct lengths to compile. */
   bucket?: number;
   onBatch?: (cells: number) => void;
+  /** Stops before the next batch (runtime/abort.ts). */
+  signal?: AbortSignal;
 }
 
 /** Row b of a [B,T,...] tensor as a [len,...] view. */
@@ -131,7 +133,7 @@ export async function runGroup(
     });
     const hooks: Array<[string, HookFn]> = kind.windowed ? patched.map((l) => [`layers.${l}.${kind.local}`, restoreHook(chunk, offs, clean, kind.local, l)]) : [];
     const state = suffix ? recurrentState(model, chunk, offs, runs, start) : undefined;
-    const res = await model.run(batch, { startAt: { layer: start, resid: new Tensor(resid, [B, T, D]) }, state, hooks, logits: 'last', positionOffsets: offs });
+    const res = await model.run(batch, { startAt: { layer: start, resid: new Tensor(resid, [B, T, D]) }, state, hooks, logits: 'last', positionOffsets: offs, signal: opts.signal });
     const V = res.logits!.shape[2];
     chunk.forEach((c, b) => metric(c, res.logits!.data.subarray(b * V, (b + 1) * V)));
     opts.onBatch?.(chunk.length);

@@ -14,6 +14,7 @@ import { BaseRun, baseRuns, Cell, cleanRuns, runGroup } from './runner';
 import { Corruption, CorruptedRun } from './corruption';
 import { argmax, DEFAULT_MIN_GAP, EffectStatus, effectStatus, normalizeGrid, probOf } from './effects';
 import { kindInfo, PAPER_WINDOW, restoredLayers, TraceKind, traceKinds } from './kinds';
+import { isNontrivialPrefix } from '../../data/known-facts';
 
 type Table = ReturnType<typeof aq.from>;
 
@@ -37,6 +38,8 @@ export interface TraceOptions {
   /** Pad cell batches to a multiple of this many tokens (default 4; see runner.ts). */
   bucket?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Stops the trace before its next batch (runtime/abort.ts). */
+  signal?: AbortSignal;
 }
 
 export interface TraceResult {
@@ -117,17 +120,18 @@ export async function traceMany(model: Model, corruptions: Corruption[], opts: T
         runOf.forEach((ci, r) => positionsOf(cs[ci]).forEach((pos, pi) => cells.push({ run: r, clean: ci, pos, out: pi })));
         await runGroup(model, k, layer, window, cells, base.runs, clean.states, (cell, logits) => {
           sums[cell.clean][ki][cell.out][li] += probOf(logits, answers[cell.clean]) / cs[cell.clean].runs.length;
-        }, { batchSize: opts.batchSize, suffix: opts.suffix, bucket: opts.bucket, onBatch: (n) => opts.onProgress?.((done += n), total) });
+        }, { batchSize: opts.batchSize, suffix: opts.suffix, bucket: opts.bucket, onBatch: (n) => opts.onProgress?.((done += n), total), signal: opts.signal });
       }
     }
     cs.forEach((c, ci) => {
-      const status = effectStatus(highs[ci], lows[ci], minGap);
       const answer = model.tokenizer ? model.tokenStrings([answers[ci]])[0] : `<|id ${answers[ci]}|>`; // fixtures have no tokenizer
+      const known = c.object === undefined || !model.tokenizer || isNontrivialPrefix(answer, c.object);
+      const status: EffectStatus = known ? effectStatus(highs[ci], lows[ci], minGap) : 'not-known';
       out.push(kinds.map((k, ki) => {
         const p = sums[ci][ki].map((row) => Array.from(row));
         return {
           kind: k.kind, label: k.label, window: k.windowed ? window : 1, strategy: c.strategy, layers, positions: positionsOf(c), tokens: c.tokens,
-          p, ie: normalizeGrid(p, highs[ci], lows[ci], minGap), high: highs[ci], low: lows[ci], status, answerId: answers[ci], answer,
+          p, ie: status === 'ok' ? normalizeGrid(p, highs[ci], lows[ci], minGap) : p.map((row) => row.map(() => NaN)), high: highs[ci], low: lows[ci], status, answerId: answers[ci], answer,
           subjectRange: c.subjectRange, span: c.span, subject: c.subject, prompt: c.prompt, altSubject: c.altSubject, altPrompt: c.altPrompt,
         };
       }));

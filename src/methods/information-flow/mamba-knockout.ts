@@ -20,6 +20,8 @@ import type { BlockMode } from './reference';
 import { FactPrompt, SOURCE_SETS, SourceSet, sourcePositions } from './prompts';
 import { recordRuns, runVariants, Variant } from './runner';
 import { layerWindow } from '../../runtime/interventions';
+import { checkpointedRows, CheckpointOption } from '../../runtime/run-log';
+import { runSettings, unitKey } from '../../runtime/run-settings';
 
 export type Table = ReturnType<typeof aq.from>;
 
@@ -31,6 +33,13 @@ export interface KnockoutOptions {
   sets?: SourceSet[];
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * A run-log file (see runtime/run-log.ts): the rows of each finished group of 4 prompts are
+   * appended durably, and a rerun with the same path and settings resumes with the missing prompts.
+   */
+  checkpoint?: CheckpointOption;
+  /** Stops before the next batch (runtime/abort.ts). */
+  signal?: AbortSignal;
 }
 
 export interface MambaKnockoutOptions extends KnockoutOptions {
@@ -89,21 +98,28 @@ export async function knockoutTable(
   const sets = opts.sets ?? SOURCE_SETS;
   const k = opts.window ?? 10;
   const centers = opts.centers ?? [...Array(model.nLayers).keys()];
-  const rows: Array<Record<string, unknown>> = [];
-  const variants: Variant[] = [];
-  prompts.forEach((p, i) => {
-    for (const set of sets) {
-      const positions = sourcePositions(set, p.subjectRange, p.ids.length);
-      for (const layer of centers) {
-        rows.push({ prompt: i, relation: p.relation, subject: p.subject, set, layer, pClean: p.pClean });
-        variants.push(variantFor(p, i, positions, layerWindow(layer, k, model.nLayers)));
+  // Units: prompts (each with its sets × centres rows); checkpointed, in fixed groups of 4 prompts, else all in one go.
+  const settings = () => runSettings(model, { ...opts, sets, window: k, centers }, prompts);
+  const group = opts.checkpoint ? 4 : prompts.length;
+  const perPrompt = await checkpointedRows(opts.checkpoint, 'informationFlow.knockout', settings, prompts.map((p, i) => unitKey(i, p.subject)), group, async (indices) => {
+    const rows: Array<Array<Record<string, unknown>>> = indices.map(() => []);
+    const variants: Variant[] = [];
+    indices.forEach((i, g) => {
+      const p = prompts[i];
+      for (const set of sets) {
+        const positions = sourcePositions(set, p.subjectRange, p.ids.length);
+        for (const layer of centers) {
+          rows[g].push({ prompt: i, relation: p.relation, subject: p.subject, set, layer, pClean: p.pClean });
+          variants.push(variantFor(p, i, positions, layerWindow(layer, k, model.nLayers)));
+        }
       }
-    }
+    });
+    const ps = await runVariants(model, variants, { batchSize: opts.batchSize, onProgress: opts.onProgress, signal: opts.signal });
+    rows.flat().forEach((r, j) => {
+      r.p = ps[j];
+      r.change = (ps[j] - (r.pClean as number)) / (r.pClean as number);
+    });
+    return rows;
   });
-  const ps = await runVariants(model, variants, { batchSize: opts.batchSize, onProgress: opts.onProgress });
-  rows.forEach((r, j) => {
-    r.p = ps[j];
-    r.change = (ps[j] - (r.pClean as number)) / (r.pClean as number);
-  });
-  return aq.from(rows);
+  return aq.from(perPrompt.flat());
 }

@@ -45,6 +45,8 @@ export interface MeanOptions {
   /** Texts per forward pass (default 8). */
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Stops before the next batch (runtime/abort.ts). */
+  signal?: AbortSignal;
 }
 
 /** [L, W]: for each layer, the mean over texts (strings or token ids) of the mean over each text's positions. */
@@ -62,7 +64,7 @@ export async function meanActivations(model: Model, texts: Array<string | number
     const rows = texts.slice(from, from + bs).map((t) => (typeof t === 'string' ? model.encode(t) : t).slice(0, maxTokens)).filter((r) => r.length);
     if (!rows.length) continue;
     used += rows.length;
-    const res = await model.run(rows, { cache: names, logits: 'none', untilLayer: L });
+    const res = await model.run(rows, { cache: names, logits: 'none', untilLayer: L, signal: opts.signal });
     names.forEach((n, l) => {
       const t = res.cache.get(n); // [B,T,W]
       W = t.stride(1);

@@ -28,6 +28,8 @@ export interface RestorationOptions {
   layers?: number[];
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Stops before the next batch (runtime/abort.ts). */
+  signal?: AbortSignal;
 }
 
 /** One row per (pair, token, pin, layer): pair, relation, token, pin, layer, p, high, low, ie. */
@@ -66,7 +68,7 @@ export async function pathRestoration(model: Model, pairs: CorruptedPair[], opts
       }
     }
   });
-  const ps = await runVariants(model, variants, { batchSize: opts.batchSize, onProgress: opts.onProgress });
+  const ps = await runVariants(model, variants, { batchSize: opts.batchSize, onProgress: opts.onProgress, signal: opts.signal });
   rows.forEach((r, j) => {
     r.p = ps[j];
     r.ie = (ps[j] - (r.low as number)) / ((r.high as number) - (r.low as number));

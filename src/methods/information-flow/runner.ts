@@ -35,6 +35,8 @@ export interface RunVariantsOptions {
   /** Rows per forward pass (default: a memory budget, at most 64). */
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Stops before the next batch (runtime/abort.ts). */
+  signal?: AbortSignal;
 }
 
 /** p(target) at each variant's last token, in input order. */
@@ -65,7 +67,7 @@ export async function runVariants(model: Model, variants: Variant[], opts: RunVa
       });
       startAt = { layer: layer0, resid: new Tensor(resid, [batch.B, batch.T, D]) };
     }
-    const res = await model.run(batch, { hooks: hooksFor(model, chunk), logits: 'last', startAt });
+    const res = await model.run(batch, { hooks: hooksFor(model, chunk), logits: 'last', startAt, signal: opts.signal });
     const V = res.logits!.shape[2];
     chunk.forEach((v, b) => (out[idx[b]] = softmaxAt(res.logits!.data, b * V, V, v.target)));
     opts.onProgress?.(Math.min(from + bs, order.length), order.length);

@@ -4,7 +4,8 @@
  * candidates; the test set = candidates the model itself answers correctly
  * under the few-shot prompt (knowledge filter); per layer, the LRE from the
  * training samples, its faithfulness at the best β and its causality at the
- * best rank. One row per (trial, layer).
+ * best rank. One row per (trial, layer). A split whose filtered test set is too
+ * small is redrawn (a new seed), as upstream does, until `trials` splits succeed.
  */
 import type { Model } from '../../runtime/model';
 import { rng } from '../../runtime/generate';
@@ -17,11 +18,18 @@ import { betaGrid, causality, CausalityResult, editTargets, faithfulness, Faithf
 import type { LinearRelation } from './operator';
 import { isNontrivialPrefix, makeIclPrompt, shuffled, subjectPrompt } from './prompts';
 import { LreLayer, layerLabel, lreLayers, zStream } from './sites';
+import { CheckpointOption, withOptionalLog } from '../../runtime/run-log';
+import { runSettings } from '../../runtime/run-settings';
+import { throwIfAborted } from '../../runtime/abort';
 
 export interface SweepSettings {
   layers?: LreLayer[];
-  /** Trials (random splits); the paper: 3. */
+  /** Trials (random splits that leave enough known tests); the paper: 3. */
   trials?: number;
+  /** Splits drawn at most to get `trials` usable ones (default 5 × trials). */
+  maxSplits?: number;
+  /** Stops the sweep before its next trial or layer (runtime/abort.ts). */
+  signal?: AbortSignal;
   /** Training samples per LRE; the paper: 5. */
   nTrain?: number;
   betas?: number[];
@@ -40,6 +48,12 @@ export interface SweepSettings {
   onProgress?: (msg: string) => void;
   /** Called per (trial, layer) with the LRE and its metrics (e.g. to keep an example for display). */
   onLayer?: (info: { trial: number; layer: LreLayer; lre: LinearRelation; faithfulness: FaithfulnessResult; causality: CausalityResult | null; data: TrialData }) => void;
+  /**
+   * A run-log file (see runtime/run-log.ts): the rows of each finished trial (one per layer) are
+   * appended durably, and a rerun with the same path and settings resumes with the missing trials
+   * (onLayer is not called for rows read back).
+   */
+  checkpoint?: CheckpointOption;
 }
 
 export interface SweepRow {
@@ -123,13 +137,16 @@ export async function sweepRelation(model: Model, relation: Relation, s: SweepSe
   const ranks = s.ranks ?? rankGrid(model);
   const k = s.k ?? 3;
   const template = relation.promptTemplates[s.template ?? 0];
-  const rows: SweepRow[] = [];
-  for (let trial = 0; trial < trials; trial++) {
-    const data = await prepareTrial(model, relation, trial, s);
+  const maxSplits = s.maxSplits ?? 5 * trials;
+  /** The rows of one split used as trial `trial` (one per layer), or null when the split is redrawn. */
+  const splitRows = async (split: number, trial: number): Promise<SweepRow[] | null> => {
+    // Split `split` is seeded by its index, so a relation whose first splits all work gets the same trials as before.
+    const data = await prepareTrial(model, relation, split, s);
     if (!data) {
-      s.onProgress?.(`${relation.id} trial ${trial}: skipped (too few known test samples)`);
-      continue;
+      s.onProgress?.(`${relation.id} split ${split}: redrawn (too few known test samples)`);
+      return null;
     }
+    const rows: SweepRow[] = [];
     const { train, tests } = data;
     s.onProgress?.(`${relation.id} trial ${trial}: ${tests.length} known of ${data.candidates} candidates`);
     const trainEncoded: EncodedPrompt[] = await encodePrompts(model, trainingPrompts(model, template, train));
@@ -138,6 +155,7 @@ export async function sweepRelation(model: Model, relation: Relation, s: SweepSe
     const baseline = majorityBaseline(tests.map((t) => t.object));
     const zDecode = await decodeZ(model, tests);
     for (const layer of layers) {
+      throwIfAborted(s.signal);
       const lre = lres.get(layer)!;
       const f = await faithfulness(model, lre, tests, { betas, k });
       const c = s.causality === false ? null : await causality(model, lre, tests, targets, { ranks });
@@ -160,6 +178,30 @@ export async function sweepRelation(model: Model, relation: Relation, s: SweepSe
       });
     }
     s.onProgress?.(`${relation.id} trial ${trial}: done`);
+    return rows;
+  };
+  // Units: a split (its rows, one per layer, or null if redrawn), appended to the run log when checkpointed.
+  const settings = () => runSettings(model, { ...s, layers, trials, betas, ranks, k, maxSplits }, relation);
+  const rows: SweepRow[] = [];
+  let trial = 0;
+  await withOptionalLog<SweepRow[] | null>(s.checkpoint, 'lre.sweepRelation', settings, async (unit) => {
+    for (let split = 0; trial < trials && split < maxSplits; split++) {
+      throwIfAborted(s.signal);
+      const got = await unit(`split ${split}`, () => splitRows(split, trial));
+      if (!got) {
+        if (dedupe(relation.samples).length <= (s.nTrain ?? 5)) break; // no split can work
+        continue;
+      }
+      rows.push(...got);
+      trial++;
+    }
+  });
+  if (trial < trials) s.onProgress?.(`${relation.id}: ${trial} of ${trials} trials (no more usable splits in ${maxSplits})`);
+  if (!rows.length) {
+    console.warn(
+      `lre.sweepRelation: relation "${relation.id}" gave no rows on ${model.name}: in ${maxSplits} splits the model knew too few of its ` +
+        `${relation.samples.length} samples under the few-shot prompt (a trial needs more than nTrain = ${s.nTrain ?? 5} known test samples with at least 2 distinct objects)`,
+    );
   }
   return rows;
 }

@@ -11,6 +11,9 @@ import { rome, RomeOptions, defaultLayer } from './edit';
 import { generationCheck, GenerationOptions } from './generation-checks';
 import { DEFAULT_MATRIX, editSite, EditMatrix, parseMatrix } from './sites';
 import { secondMoment, SecondMoment } from './stats';
+import { checkpointedRows, CheckpointOption } from '../../runtime/run-log';
+import { runSettings, unitKey } from '../../runtime/run-settings';
+import { throwIfAborted } from '../../runtime/abort';
 
 export interface CaseResult extends CaseScores {
   subject: string;
@@ -46,6 +49,12 @@ export interface EvaluateOptions extends RomeOptions {
   /** Progress bar (default true). */
   progress?: boolean;
   onCase?: (c: CaseResult) => void;
+  /**
+   * A run-log file (see runtime/run-log.ts): each finished case is appended durably, and a rerun
+   * with the same path and settings resumes, editing only the records not yet done (onCase is not
+   * called for cases read back).
+   */
+  checkpoint?: CheckpointOption;
 }
 
 export async function evaluateEdits(model: Model, records: CounterFactRecord[], opts: EvaluateOptions = {}): Promise<{ cases: CaseResult[]; summary: EvaluationSummary }> {
@@ -53,11 +62,15 @@ export async function evaluateEdits(model: Model, records: CounterFactRecord[], 
   const matrix = opts.matrix === undefined ? DEFAULT_MATRIX[model.arch] : parseMatrix(opts.matrix);
   const site = editSite(model, layer, matrix);
   // Statistics once for the whole run (cached in memory and on disk).
-  const stats = opts.mom2Adjustment === false ? undefined : opts.stats instanceof SecondMoment ? opts.stats : await secondMoment(opts.baseModel ?? model, site, opts.stats ?? {});
+  const stats = opts.mom2Adjustment === false ? undefined : opts.stats instanceof SecondMoment ? opts.stats : await secondMoment(opts.baseModel ?? model, site, { signal: opts.signal, ...(opts.stats ?? {}) });
   const bar = opts.progress === false ? null : progressBar(records.length, `ROME ${matrix}@L${layer} on ${model.name}`);
-  const cases: CaseResult[] = [];
+  let cases: CaseResult[] = [];
   try {
-    for (const r of records) {
+    const settings = () => runSettings(model, { ...opts, layer, matrix }, records);
+    const keys = records.map((r, i) => unitKey(i, r.case_id));
+    cases = await checkpointedRows(opts.checkpoint, 'rome.evaluateEdits', settings, keys, 1, async ([i]) => {
+      throwIfAborted(opts.signal);
+      const r = records[i];
       const t0 = Date.now();
       const e = await rome(model, editRequestOf(r), { ...opts, layer, matrix, stats });
       const t1 = Date.now();
@@ -69,10 +82,10 @@ export async function evaluateEdits(model: Model, records: CounterFactRecord[], 
         editSeconds: (t1 - t0) / 1000, evalSeconds: (Date.now() - t1) / 1000,
         ...(g ? { fluency: g.fluency, mentionsNew: g.mentionsNew, mentionsTrue: g.mentionsTrue, generations: g.texts } : {}),
       };
-      cases.push(c);
       opts.onCase?.(c);
       bar?.tick();
-    }
+      return [c];
+    });
   } finally {
     bar?.done();
   }

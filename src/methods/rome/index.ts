@@ -15,9 +15,10 @@ export { secondMoment, secondMoments, SecondMoment, clearStatsMemory, sampleToke
 export type { StatsOptions } from './stats';
 export { cacheRoot, keyFingerprint, statsPath } from './stats-cache';
 export { cholesky, choleskySolve } from './linalg';
-export { computeKey, readSite } from './key';
+export { computeKey, readSite, readHooks, contextRows, meanVector } from './key';
+export type { LookupRow } from './key';
 export { optimizeValue, valueObjective } from './value';
-export type { ValueOptions, ValueStep, ValueResult, ValueObjective } from './value';
+export type { ValueOptions, ValueStep, ValueResult, ValueObjective, ValueTarget } from './value';
 export { rome, romeSequential, normalizeRequest, applyRankOne, deltaWeight, defaultLayer } from './edit';
 export type { EditRequest, EditResult, RomeOptions, EditDiagnostics } from './edit';
 export { scoreCase, summarize, continuationScores, harmonicMean } from './counterfact-eval';

@@ -18,16 +18,21 @@ export function contextRows(model: Model, contexts: string[], template: string, 
   return contexts.map((c) => subjectTokens(model, c.replace('{}', () => template), subject));
 }
 
-/** Key and value vectors of a site at each row's lookup position (one forward pass up to the layer). */
-export async function readSite(model: Model, site: EditSite, rows: LookupRow[]): Promise<{ keys: Float32Array[]; values: Float32Array[] }> {
+/** Activations of hooks of layers ≤ `layer` at each row's lookup position (one forward pass up to the layer). */
+export async function readHooks(model: Model, layer: number, hooks: string[], rows: LookupRow[]): Promise<Float32Array[][]> {
   const batch = makeBatch(rows.map((r) => r.ids), model.config.vocabSize, model.padId);
-  const res = await model.run(batch, { untilLayer: site.layer + 1, cache: [site.keyHook, site.valueHook], logits: 'none' });
-  const pick = (hook: string) => {
+  const res = await model.run(batch, { untilLayer: layer + 1, cache: hooks, logits: 'none' });
+  return hooks.map((hook) => {
     const t = res.cache.get(hook); // [B,T,W]
     const [, T, W] = t.shape;
     return rows.map((r, b) => t.data.slice((b * T + r.lookup) * W, (b * T + r.lookup + 1) * W));
-  };
-  return { keys: pick(site.keyHook), values: pick(site.valueHook) };
+  });
+}
+
+/** Key and value vectors of a site at each row's lookup position. */
+export async function readSite(model: Model, site: EditSite, rows: LookupRow[]): Promise<{ keys: Float32Array[]; values: Float32Array[] }> {
+  const [keys, values] = await readHooks(model, site.layer, [site.keyHook, site.valueHook], rows);
+  return { keys, values };
 }
 
 export function meanVector(vs: Float32Array[]): Float32Array {

@@ -32,6 +32,8 @@ export interface StatsOptions {
   cache?: boolean | string;
   /** Show a progress bar (default true; quiet outside notebooks and terminals). */
   progress?: boolean;
+  /** Stops the accumulation before its next batch (runtime/abort.ts). */
+  signal?: AbortSignal;
 }
 
 /** C for one site, with its Cholesky factor for solves. */
@@ -166,7 +168,7 @@ async function accumulate(model: Model, corpus: Corpus, keys: StatsKey[], sample
       i += rows.length;
       const lengths = rows.map((r) => r.length);
       const padded = rows.map((r) => r.concat(new Array<number>(T - r.length).fill(model.padId)));
-      const res = await model.run(makeBatch(padded, model.config.vocabSize, model.padId), { untilLayer: until, cache: hooks, logits: 'none' });
+      const res = await model.run(makeBatch(padded, model.config.vocabSize, model.padId), { untilLayer: until, cache: hooks, logits: 'none', signal: opts.signal });
       for (const h of hooks) {
         const act = res.cache.get(h); // [B,T,d]
         const d = act.shape[2];

@@ -18,6 +18,7 @@ import type { EditSite } from './sites';
 import { contextRows } from './key';
 import { subjectTokens } from './subject';
 import { norm } from './linalg';
+import { throwIfAborted } from '../../runtime/abort';
 
 export interface ValueOptions {
   /** Forward passes at most (the last one only evaluates): default 20. */
@@ -40,6 +41,8 @@ export interface ValueOptions {
    * optimisation pass from their recurrent state (δ cannot change them). Same numbers, fewer tokens.
    */
   prefixState?: boolean;
+  /** Stops the optimisation before its next step (runtime/abort.ts). */
+  signal?: AbortSignal;
 }
 
 export interface ValueStep {
@@ -99,7 +102,13 @@ export interface ValueObjective {
   evaluate(delta: Float32Array): Promise<ValueEvaluation>;
 }
 
-export async function valueObjective(model: Model, site: EditSite, template: string, subject: string, targetIds: number[], contexts: string[], opts: ValueOptions = {}): Promise<ValueObjective> {
+/**
+ * Where δ is added and optimised: ROME passes its edit site (the matrix's output); MEMIT passes the
+ * residual stream after its last layer (methods/memit), whose norm then scales the decay and clamp.
+ */
+export type ValueTarget = Pick<EditSite, 'layer' | 'valueHook' | 'valueDim'>;
+
+export async function valueObjective(model: Model, site: ValueTarget, template: string, subject: string, targetIds: number[], contexts: string[], opts: ValueOptions = {}): Promise<ValueObjective> {
   const klFactor = opts.klFactor ?? 0.0625;
   const wd = opts.weightDecay ?? 0.5;
   if (!targetIds.length) throw new FactlensError('the target has no tokens');
@@ -222,7 +231,7 @@ function fail(msg: string): never {
   throw new FactlensError(msg);
 }
 
-export async function optimizeValue(model: Model, site: EditSite, template: string, subject: string, targetIds: number[], contexts: string[], opts: ValueOptions = {}): Promise<ValueResult> {
+export async function optimizeValue(model: Model, site: ValueTarget, template: string, subject: string, targetIds: number[], contexts: string[], opts: ValueOptions = {}): Promise<ValueResult> {
   const steps = opts.steps ?? 20;
   const lr = opts.lr ?? 0.5;
   const clamp = opts.clampFactor ?? 3;
@@ -237,6 +246,7 @@ export async function optimizeValue(model: Model, site: EditSite, template: stri
   const trace: ValueStep[] = [];
   let stopReason: ValueResult['stopReason'] = 'steps';
   for (let step = 0; step < steps; step++) {
+    throwIfAborted(opts.signal);
     const e = await objective.evaluate(delta);
     const rec: ValueStep = { step, loss: e.loss, nll: e.nll, kl: e.kl, weightDecay: e.weightDecay, prob: e.prob, deltaNorm: norm(delta) };
     trace.push(rec);
