@@ -11,7 +11,7 @@ export const CACHE = path.join(ROOT, '.cache');
 
 export interface BenchModel {
   name: string;
-  arch: 'mamba' | 'gpt_neox';
+  arch: 'mamba' | 'gpt_neox' | 'mamba2';
   /** A bundled checkpoint directory, or a config.json to generate random weights for. */
   dir?: string;
   config?: Record<string, unknown>;
@@ -30,6 +30,31 @@ const mamba = (d: number, layers: number, dtRank: number): Record<string, unknow
   expand: 2,
   conv_kernel: 4,
   time_step_rank: dtRank,
+  use_bias: false,
+  use_conv_bias: true,
+  layer_norm_epsilon: 1e-5,
+  tie_word_embeddings: true,
+  residual_in_fp32: true,
+  bos_token_id: 0,
+  eos_token_id: 0,
+  pad_token_id: 0,
+  torch_dtype: 'float32',
+});
+
+/** state-spaces/mamba2-130m's shapes as transformers' Mamba2Config (the HF conversion, e.g. mamba2-130m-hf). */
+const mamba2 = (d: number, layers: number): Record<string, unknown> => ({
+  architectures: ['Mamba2ForCausalLM'],
+  model_type: 'mamba2',
+  hidden_size: d,
+  num_hidden_layers: layers,
+  vocab_size: 50288,
+  state_size: 128,
+  expand: 2,
+  head_dim: 64,
+  num_heads: (2 * d) / 64,
+  n_groups: 1,
+  conv_kernel: 4,
+  chunk_size: 256,
   use_bias: false,
   use_conv_bias: true,
   layer_norm_epsilon: 1e-5,
@@ -67,6 +92,7 @@ export const MODELS: BenchModel[] = [
   { name: 'mamba-130m', arch: 'mamba', config: mamba(768, 24, 48) },
   { name: 'mamba-370m', arch: 'mamba', config: mamba(1024, 48, 64) },
   { name: 'pythia-160m', arch: 'gpt_neox', config: pythia(768, 12, 12) },
+  { name: 'mamba2-130m', arch: 'mamba2', config: mamba2(768, 24) },
   { name: 'pythia-410m', arch: 'gpt_neox', config: pythia(1024, 24, 16) },
   { name: 'mamba-2.8b', arch: 'mamba', config: mamba(2560, 64, 160), large: true },
   { name: 'pythia-2.8b', arch: 'gpt_neox', config: pythia(2560, 32, 32), large: true },

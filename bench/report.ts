@@ -5,7 +5,7 @@ export type BenchMode = 'default' | 'packed';
 
 export interface ForwardRow {
   model: string;
-  arch: 'mamba' | 'gpt_neox';
+  arch: 'mamba' | 'gpt_neox' | 'mamba2';
   /** Model.load(dir) or Model.load(dir, { packed: true }). */
   mode: BenchMode;
   batch: number;

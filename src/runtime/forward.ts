@@ -3,6 +3,7 @@
  * then the head at the read-out positions. Hooks see canonical names; a hook
  * may return a replacement tensor. Everything can be recorded on a tape.
  */
+import { ssmLayout } from '../models/ssm';
 import { FactlensError } from '../errors';
 import { Tensor } from './tensor';
 import { Batch } from './batch';
@@ -94,7 +95,7 @@ async function runModelLeased(model: Model, batch: Batch, opts: RunOptions, ends
     hooks.set(c, [...(hooks.get(c) ?? []), guardHook(fn, c, layer)]);
   }
   const wanted = new Set((opts.cache ?? []).map((n) => resolve(n).name));
-  if ((opts.state || opts.statePatches?.length) && model.arch !== 'mamba') throw new FactlensError('state: only Mamba models have a recurrent state');
+  if ((opts.state || opts.statePatches?.length) && !ssmLayout(model.config)) throw new FactlensError('state: only Mamba models have a recurrent state');
   for (const p of opts.statePatches ?? []) if (p.layer < 0 || p.layer >= L) throw new FactlensError(`state patch: layer ${p.layer} is out of range 0..${L - 1}`);
 
   const offsets = opts.positionOffsets ?? new Array(batch.B).fill(0);
@@ -131,7 +132,7 @@ async function runModelLeased(model: Model, batch: Batch, opts: RunOptions, ends
   if (packed) ends.push(packed.begin()); // a retire() meanwhile waits for this run
   const mode = opts.logits ?? 'all';
   const withHead = until === L && mode !== 'none';
-  const headPlan = planFor('', hooks, wanted, { name: '', layer: null, batch, offsets }, [model.arch === 'mamba' ? 'norm_f' : 'final_ln', 'logits']);
+  const headPlan = planFor('', hooks, wanted, { name: '', layer: null, batch, offsets }, [ssmLayout(model.config) ? 'norm_f' : 'final_ln', 'logits']);
   // Packed only when the whole run is plain, so a hooked run equals the default model's bit for bit.
   const headDef = packed && !headPlan.reads.size && !headPlan.writes.size ? packed.stage(model.headStage) : model.headStage;
   // onnxruntime holds the unembedding twice while it packs it: do that before the layers' packed weights exist.
@@ -191,9 +192,10 @@ function planFor(prefix: string, hooks: Map<string, HookFn[]>, wanted: Set<strin
 /** Architecture-specific activation inputs of layer l. */
 function layerInputs(model: Model, batch: Batch, init?: MambaState): (l: number) => Record<string, Tensor> {
   const { B, T } = batch;
-  if (model.arch === 'mamba') {
-    const { dInner: E, dState: N, convKernel: K } = model.mambaConfig;
-    const zeroConv = Tensor.zeros([B, K - 1, E]);
+  const ssm = ssmLayout(model.config);
+  if (ssm) {
+    const { dInner: E, dState: N, convKernel: K, convWidth } = ssm;
+    const zeroConv = Tensor.zeros([B, K - 1, convWidth]);
     const zeroSsm = Tensor.zeros([B, E, N]);
     return (l) => ({ conv_state: init?.conv[l] ?? zeroConv, ssm_state: init?.ssm[l] ?? zeroSsm });
   }

@@ -4,6 +4,7 @@
  * whole prefix each step (no KV cache: prompts here are short).
  * Rows of different lengths are generated in groups of equal length.
  */
+import { ssmLayout } from '../models/ssm';
 import type { Model, ModelInput } from './model';
 import { makeBatch } from './batch';
 import { MambaState } from './forward';
@@ -79,7 +80,7 @@ async function generateGroup(model: Model, prompts: number[][], opts: GenerateOp
   let state: MambaState | undefined;
   for (let step = 0; step < maxNew && done.some((d) => !d); step++) {
     let logits: Tensor; // [B,1,V]
-    if (model.arch === 'mamba') {
+    if (ssmLayout(model.config)) {
       const feed = step === 0 ? seqs : seqs.map((s) => [s[s.length - 1]]);
       const res = await model.run(makeBatch(feed, V, model.padId), { logits: 'last', state, returnState: true });
       state = res.state;

@@ -8,8 +8,9 @@ import { FactlensError } from '../errors';
 import type { HookPoints } from '../models/hook-points';
 import { MAMBA_HOOKS } from '../models/mamba';
 import { NEOX_HOOKS } from '../models/gptneox';
+import { MAMBA2_HOOKS } from '../models/mamba2';
 
-export type Arch = 'mamba' | 'gpt_neox';
+export type Arch = 'mamba' | 'gpt_neox' | 'mamba2';
 
 export interface HookDoc {
   local: string; // name inside layer i (or a model-level name)
@@ -18,7 +19,7 @@ export interface HookDoc {
   perLayer: boolean;
 }
 
-const DECLARED: Record<Arch, HookPoints> = { mamba: MAMBA_HOOKS, gpt_neox: NEOX_HOOKS };
+const DECLARED: Record<Arch, HookPoints> = { mamba: MAMBA_HOOKS, gpt_neox: NEOX_HOOKS, mamba2: MAMBA2_HOOKS };
 
 export function hookDocs(arch: Arch, parallelResidual = true): HookDoc[] {
   return Object.entries(DECLARED[arch])
@@ -36,8 +37,8 @@ function aliasTable(arch: Arch, scope: 'layer' | 'model'): Record<string, string
   return out;
 }
 
-const LAYER_ALIASES: Record<Arch, Record<string, string>> = { mamba: aliasTable('mamba', 'layer'), gpt_neox: aliasTable('gpt_neox', 'layer') };
-const GLOBAL_ALIASES: Record<Arch, Record<string, string>> = { mamba: aliasTable('mamba', 'model'), gpt_neox: aliasTable('gpt_neox', 'model') };
+const LAYER_ALIASES = Object.fromEntries(Object.keys(DECLARED).map((a) => [a, aliasTable(a as Arch, 'layer')])) as Record<Arch, Record<string, string>>;
+const GLOBAL_ALIASES = Object.fromEntries(Object.keys(DECLARED).map((a) => [a, aliasTable(a as Arch, 'model')])) as Record<Arch, Record<string, string>>;
 
 /** Every accepted (not deprecated) alias spelling of a canonical local hook name. */
 export function aliasesOf(arch: Arch, local: string): string[] {

@@ -5,7 +5,7 @@
  * the original is never touched, so restoring an edit is free.
  */
 import { FactlensError } from '../errors';
-import type { MambaConfig, ModelConfig, NeoxConfig } from '../io/config';
+import type { Mamba2Config, MambaConfig, ModelConfig, NeoxConfig } from '../io/config';
 import type { Tokenizer } from '../io/tokenizer';
 import { Checkpoint, openCheckpoint } from '../io/checkpoint';
 import { asStoredValues, rememberSource, saveCheckpoint, SaveReport, sourceOf } from '../io/save-checkpoint';
@@ -13,6 +13,7 @@ import { embeddingName, expectedWeights, unembeddingName } from '../io/weights';
 import { mambaHeadStage, mambaLayerStage } from '../models/mamba';
 import { nativeAddon } from '../graph/native-addon';
 import { neoxHeadStage, neoxLayerStage } from '../models/gptneox';
+import { mamba2LayerStage } from '../models/mamba2';
 import { Batch, makeBatch } from './batch';
 import { runModel, RunOptions, RunResult } from './forward';
 import { StageDef } from './stage';
@@ -51,6 +52,9 @@ export class Model {
   ) {
     if (config.arch === 'mamba') {
       this.layerStage = mambaLayerStage(config, nativeScan);
+      this.headStage = mambaHeadStage(config);
+    } else if (config.arch === 'mamba2') {
+      this.layerStage = mamba2LayerStage(config, nativeScan);
       this.headStage = mambaHeadStage(config);
     } else {
       this.layerStage = neoxLayerStage(config);
@@ -123,6 +127,11 @@ export class Model {
 
   get mambaConfig(): MambaConfig {
     if (this.config.arch !== 'mamba') throw new FactlensError(`${this.name} is a ${this.config.arch} model, not Mamba`);
+    return this.config;
+  }
+
+  get mamba2Config(): Mamba2Config {
+    if (this.config.arch !== 'mamba2') throw new FactlensError(`${this.name} is a ${this.config.arch} model, not Mamba-2`);
     return this.config;
   }
 

@@ -8,6 +8,7 @@
  *   embeddings, ν = 3σ where σ is the standard deviation of subject-token embeddings
  *   (ROME's collect_embedding_std); p(corrupted) is the mean over the copies.
  */
+import { embeddingName } from '../../io/weights';
 import * as aq from 'arquero';
 import { FactlensError } from '../../errors';
 import type { Model } from '../../runtime/model';
@@ -109,7 +110,7 @@ export function noiseCorruption(model: Model, template: string, subject: string,
  * subjects' tokens, each subject tokenized on its own. Multiply by 3 for ROME's noise level "s3".
  */
 export function subjectEmbeddingStd(model: Model, subjects: string[]): number {
-  const W = model.weight(model.arch === 'mamba' ? 'embeddings.weight' : 'embed_in.weight'); // [V,D]
+  const W = model.weight(embeddingName(model.arch)); // [V,D]
   const D = model.config.dModel;
   let n = 0;
   let mean = 0;

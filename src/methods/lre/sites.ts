@@ -14,6 +14,7 @@
  *
  * In both, z is decoded with the final norm and the unembedding (model.unembed).
  */
+import { isSsmConfig } from '../../models/ssm';
 import { FactlensError } from '../../errors';
 import type { Model } from '../../runtime/model';
 
@@ -25,12 +26,12 @@ export function hStream(model: Model, layer: LreLayer): number {
   const L = model.nLayers;
   if (layer === 'emb') return 0;
   if (!Number.isInteger(layer) || layer < 0 || layer >= L) throw new FactlensError(`LRE layer ${layer} is out of range: use "emb" or 0..${L - 1}`);
-  return model.arch === 'mamba' ? layer : layer + 1;
+  return isSsmConfig(model.config) ? layer : layer + 1;
 }
 
 /** The stream index of z. */
 export function zStream(model: Model): number {
-  return model.arch === 'mamba' ? model.nLayers - 1 : model.nLayers;
+  return isSsmConfig(model.config) ? model.nLayers - 1 : model.nLayers;
 }
 
 /** A hook name that reads (and may rewrite) stream k. */
@@ -42,7 +43,7 @@ export function streamHook(model: Model, k: number): string {
 
 /** The paper's layer list: emb plus every layer (Mamba: emb ≡ 0, so it starts at 0). */
 export function lreLayers(model: Model, step = 1): LreLayer[] {
-  const layers: LreLayer[] = model.arch === 'mamba' ? [] : ['emb'];
+  const layers: LreLayer[] = isSsmConfig(model.config) ? [] : ['emb'];
   for (let l = 0; l < model.nLayers; l += step) layers.push(l);
   return layers;
 }
