@@ -58,7 +58,7 @@ export function checkpointDir(m: BenchModel, log: (s: string) => void = () => {}
 
 /** The name transformers' save_pretrained uses for a canonical weight name. */
 function storedName(name: string, arch: ModelConfig['arch']): string {
-  if (arch === 'mamba') return name === 'lm_head.weight' ? name : `backbone.${name}`;
+  if (arch === 'mamba' || arch === 'mamba2') return name === 'lm_head.weight' ? name : `backbone.${name}`;
   if (arch === 'gpt_neox') return name === 'embed_out.weight' ? name : `gpt_neox.${name}`;
   const a = TRANSFORMER_ADAPTERS[arch];
   if (name === a.head) return name;
@@ -69,14 +69,14 @@ function init(name: string, shape: number[], seed: number): Float32Array {
   const n = shape.reduce((a, b) => a * b, 1);
   const out = new Float32Array(n);
   if (/norm(_f)?\.weight$|layernorm\.weight$|final_layer_norm\.weight$/.test(name)) return out.fill(1);
-  if (/layernorm\.bias$|final_layer_norm\.bias$|\.bias$/.test(name) && !name.endsWith('dt_proj.bias')) return out; // zeros
+  if (/layernorm\.bias$|final_layer_norm\.bias$|\.bias$/.test(name) && !name.endsWith('dt_proj.bias')) return out; // zeros (not dt_bias)
   if (name.endsWith('A_log')) {
-    const N = shape[1];
+    const N = shape[1] ?? shape[0]; // Mamba [E,N]: log(1..N) per channel; Mamba-2 [H]: log(1..H), transformers' init
     for (let i = 0; i < n; i++) out[i] = Math.log(1 + (i % N));
     return out;
   }
   if (name.endsWith('mixer.D')) return out.fill(1);
-  if (name.endsWith('dt_proj.bias')) return out.fill(Math.log(Math.expm1(0.01))); // softplus⁻¹(0.01)
+  if (name.endsWith('dt_proj.bias') || name.endsWith('mixer.dt_bias')) return out.fill(Math.log(Math.expm1(0.01))); // softplus⁻¹(0.01)
   let s = seed >>> 0 || 1;
   const scale = name.includes('conv1d') ? 0.5 : 0.035;
   for (let i = 0; i < n; i++) {

@@ -42,6 +42,31 @@ const mamba = (d: number, layers: number, dtRank: number): Record<string, unknow
   torch_dtype: 'float32',
 });
 
+/** state-spaces/mamba2-130m's shapes as transformers' Mamba2Config (the HF conversion, e.g. mamba2-130m-hf). */
+const mamba2 = (d: number, layers: number): Record<string, unknown> => ({
+  architectures: ['Mamba2ForCausalLM'],
+  model_type: 'mamba2',
+  hidden_size: d,
+  num_hidden_layers: layers,
+  vocab_size: 50288,
+  state_size: 128,
+  expand: 2,
+  head_dim: 64,
+  num_heads: (2 * d) / 64,
+  n_groups: 1,
+  conv_kernel: 4,
+  chunk_size: 256,
+  use_bias: false,
+  use_conv_bias: true,
+  layer_norm_epsilon: 1e-5,
+  tie_word_embeddings: true,
+  residual_in_fp32: true,
+  bos_token_id: 0,
+  eos_token_id: 0,
+  pad_token_id: 0,
+  torch_dtype: 'float32',
+});
+
 const pythia = (d: number, layers: number, heads: number): Record<string, unknown> => ({
   architectures: ['GPTNeoXForCausalLM'],
   model_type: 'gpt_neox',
@@ -113,6 +138,7 @@ export const MODELS: BenchModel[] = [
   { name: 'mamba-130m', arch: 'mamba', config: mamba(768, 24, 48) },
   { name: 'mamba-370m', arch: 'mamba', config: mamba(1024, 48, 64) },
   { name: 'pythia-160m', arch: 'gpt_neox', config: pythia(768, 12, 12) },
+  { name: 'mamba2-130m', arch: 'mamba2', config: mamba2(768, 24) },
   { name: 'pythia-410m', arch: 'gpt_neox', config: pythia(1024, 24, 16) },
   { name: 'gpt2', arch: 'gpt2', config: gpt2() },
   { name: 'llama-1.1b', arch: 'llama', config: llama1b(), large: true },

@@ -13,6 +13,9 @@ export function matmulFlops(c: ModelConfig, B: number, T: number): number {
   if (c.arch === 'mamba') {
     const { dModel: D, dInner: E, dState: N, dtRank: R } = c;
     perLayer = lin(D, 2 * E) + lin(E, R + 2 * N) + lin(R, E) + lin(E, D);
+  } else if (c.arch === 'mamba2') {
+    const { dModel: D, dInner: E, nHeads: H, nGroups: G, dState: N } = c;
+    perLayer = lin(D, 2 * E + 2 * G * N + H) + lin(E, D); // in_proj [z; x; B; C; dt], out_proj
   } else if (c.arch !== 'gpt_neox') {
     const { dModel: D, dFF: F, nHead: H, nKvHeads: Hkv, headDim: Dh } = c;
     const attention = 2 * (2 * B * T * T * H * Dh); // QKᵀ and PV over all query heads

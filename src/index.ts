@@ -43,6 +43,8 @@ export { HookError } from './runtime/hook-guard';
 export { resolveWeightName } from './runtime/weight-names';
 export { cacheBytes } from './runtime/cache-size';
 export { mambaStateAt, resumeCacheNames } from './runtime/resume';
+export { ssmLayout } from './models/ssm';
+export type { SsmLayout } from './models/ssm';
 
 // Data: relation files, CounterFact, known-fact filters, subject spans.
 export { loadRelation, loadRelations, listRelations, fillTemplate, PAPER_TRACING_RELATIONS } from './data/relations';

@@ -10,6 +10,7 @@ import { stageLayout, StageDef } from '../src/runtime/stage';
 import { allHookNames, hookDocs, resolveHook } from '../src/runtime/hooks';
 import { mambaLayerStage } from '../src/models/mamba';
 import { neoxLayerStage } from '../src/models/gptneox';
+import { mamba2LayerStage, mamba2ShapeLetters } from '../src/models/mamba2';
 
 const FIX = path.join(__dirname, 'fixtures');
 
@@ -24,7 +25,7 @@ function resolveShape(shape: string, sizes: Record<string, number>): number[] {
   });
 }
 
-for (const fixture of ['tiny-mamba', 'tiny-neox', 'tiny-gpt2', 'tiny-llama', 'tiny-mistral', 'tiny-qwen2', 'tiny-qwen3']) {
+for (const fixture of ['tiny-mamba', 'tiny-falcon-mamba', 'tiny-mamba2', 'tiny-neox', 'tiny-gpt2', 'tiny-llama', 'tiny-mistral', 'tiny-qwen2', 'tiny-qwen3']) {
   describe(`hook registry: ${fixture}`, () => {
     it('every declared point is produced with its declared shape, and every produced point is declared', async () => {
       const model = await Model.load(path.join(FIX, fixture));
@@ -36,14 +37,16 @@ for (const fixture of ['tiny-mamba', 'tiny-neox', 'tiny-gpt2', 'tiny-llama', 'ti
       expect(new Set(['embed', ...created(model.headStage)])).toEqual(new Set(declaredModel));
 
       const T = 5;
-      const ids = [[3, 17, 250, 9, 41], [88, 2, 7, 301, 5]]; // B = 2, equal lengths (no padding)
+      const ids = [[3, 17, 250, 9, 41], [88, 2, 7, 201, 5]]; // B = 2, equal lengths (no padding); ids < 256, the smallest vocab
       const res = await model.runWithCache(ids, allHookNames(model.arch, model.nLayers, model.parallelResidual));
       const c = model.config;
       const sizes: Record<string, number> = c.arch === 'mamba'
         ? { B: 2, T, P: T, D: c.dModel, E: c.dInner, N: c.dState, V: c.vocabSize }
-        : c.arch === 'gpt_neox'
-          ? { B: 2, T, P: T, D: c.dModel, H: c.nHead, Dh: c.headDim, F: c.dFF, V: c.vocabSize }
-          : { B: 2, T, P: T, D: c.dModel, H: c.nHead, Hkv: c.nKvHeads, Dh: c.headDim, HDh: c.nHead * c.headDim, F: c.dFF, V: c.vocabSize };
+        : c.arch === 'mamba2'
+          ? { B: 2, T, P: T, D: c.dModel, V: c.vocabSize, ...mamba2ShapeLetters(c) }
+          : c.arch === 'gpt_neox'
+            ? { B: 2, T, P: T, D: c.dModel, H: c.nHead, Dh: c.headDim, F: c.dFF, V: c.vocabSize }
+            : { B: 2, T, P: T, D: c.dModel, H: c.nHead, Hkv: c.nKvHeads, Dh: c.headDim, HDh: c.nHead * c.headDim, F: c.dFF, V: c.vocabSize };
       for (const d of docs) {
         const names = d.perLayer ? Array.from({ length: model.nLayers }, (_, l) => `layers.${l}.${d.local}`) : [d.local];
         for (const n of names) expect(res.cache.get(n).shape, n).toEqual(resolveShape(d.shape, sizes));
@@ -62,6 +65,8 @@ describe('hook registry: configurations a fixture does not have', () => {
     expect(created(neox.layerStage)).not.toContain('resid_mid');
     const mamba = await Model.load(path.join(FIX, 'tiny-mamba'));
     expect(created(mambaLayerStage(mamba.mambaConfig, true))).toEqual(created(mambaLayerStage(mamba.mambaConfig, false)));
+    const mamba2 = await Model.load(path.join(FIX, 'tiny-mamba2'));
+    expect(created(mamba2LayerStage(mamba2.mamba2Config, true))).toEqual(created(mamba2LayerStage(mamba2.mamba2Config, false)));
   });
 });
 

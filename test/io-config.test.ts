@@ -161,7 +161,7 @@ describe('config errors name the file and the field', () => {
     ['not an object', [1, 2], /^models\/x\/config\.json: config must be a JSON object, got an array/],
     ['no model_type, not state-spaces', { hidden_size: 64 }, /^models\/x\/config\.json: config has no "model_type"; supported: "mamba".*"gpt_neox".*state-spaces/],
     ['unsupported model_type', { model_type: 'bert' }, /^models\/x\/config\.json: unsupported "model_type" string "bert"; supported: "mamba"/],
-    ['mamba2 model_type', { model_type: 'mamba2' }, /unsupported "model_type" string "mamba2"/],
+    ['unsupported model_type (jamba, a hybrid)', { model_type: 'jamba' }, /unsupported "model_type" string "jamba"/], // mamba2 and llama are supported now (issue #17)
     ['missing hidden_size', { model_type: 'mamba', vocab_size: 8, num_hidden_layers: 1 }, /^models\/x\/config\.json: missing required config field "hidden_size"/],
     ['missing vocab_size (neox)', { ...PYTHIA_160M, vocab_size: undefined }, /missing required config field "vocab_size"/],
     ['missing intermediate_size (neox)', { ...PYTHIA_160M, intermediate_size: undefined }, /missing required config field "intermediate_size"/],

@@ -36,6 +36,11 @@ const MAMBA_KEYS: Record<string, string> = {
   norm: 'norm', x_in_proj: 'mixer.x', z_in_proj: 'mixer.z', conv_out: 'mixer.conv', ssm_in: 'mixer.ssm_in', dt: 'mixer.dt', B: 'mixer.B', C: 'mixer.C',
   state: 'mixer.state', ssm_out: 'mixer.ssm_out', gate: 'mixer.gate', out_proj_in: 'mixer.out_proj_in', mixer_out: 'mixer.out',
 };
+/** Mamba-2: [T,E], [T,G·N] for B/C (and their in_proj parts), [T,H] for dt, [T,E+2G·N] for conv; `state` [T,H,P,N]. */
+const MAMBA2_KEYS: Record<string, string> = {
+  norm: 'norm', z: 'mixer.z', x: 'mixer.x', B_in: 'mixer.B_in', C_in: 'mixer.C_in', dt_in: 'mixer.dt_in', conv: 'mixer.conv', ssm_in: 'mixer.ssm_in',
+  B: 'mixer.B', C: 'mixer.C', dt: 'mixer.dt', state: 'mixer.state', ssm_out: 'mixer.ssm_out', gate: 'mixer.gate', out_proj_in: 'mixer.out_proj_in', mixer_out: 'mixer.out',
+};
 const NEOX_KEYS: Record<string, string> = {
   ln1: 'ln1', q: 'attn.q', k: 'attn.k', v: 'attn.v', scores: 'attn.scores', pattern: 'attn.pattern', z: 'attn.z', attn_out: 'attn.out',
   ln2: 'ln2', mlp_pre: 'mlp.pre', mlp_key: 'mlp.key', mlp_out: 'mlp.out', resid_post: 'resid_post',
@@ -55,9 +60,16 @@ function maxCausalScoreDiff(t: Tensor, ref: unknown): number {
   return m;
 }
 
-for (const [fixture, keys, headNorm] of [['tiny-mamba', MAMBA_KEYS, 'norm_f'], ['tiny-neox', NEOX_KEYS, 'final_ln']] as const) {
+// tiny-falcon-mamba: Mamba-1's graph and hook points, with Falcon-Mamba's mixer norms (mixer.B/C are the normed B_t/C_t).
+// tiny-mamba2: n_groups 2 of 4 heads, chunk_size 4 < T, untied; tiny-mamba2-tied: n_groups 4, chunk_size 3, biases, tied.
+const PARITY_FIXTURES = [
+  ['tiny-mamba', MAMBA_KEYS, 'norm_f'], ['tiny-falcon-mamba', MAMBA_KEYS, 'norm_f'], ['tiny-mamba2', MAMBA2_KEYS, 'norm_f'], ['tiny-mamba2-tied', MAMBA2_KEYS, 'norm_f'],
+  ['tiny-neox', NEOX_KEYS, 'final_ln'],
+] as const;
+for (const [fixture, keys, headNorm] of PARITY_FIXTURES) {
   describe(`parity: ${fixture}`, () => {
     const ref = JSON.parse(fs.readFileSync(path.join(FIX, fixture, 'reference.json'), 'utf8'));
+    const mambaLike = ref.arch !== 'gpt_neox';
     let model: Model;
     beforeAll(async () => {
       model = await Model.load(path.join(FIX, fixture));
@@ -92,13 +104,13 @@ for (const [fixture, keys, headNorm] of [['tiny-mamba', MAMBA_KEYS, 'norm_f'], [
 
       it(`case ${ci}: loss and gradients match PyTorch`, async () => {
         const g = c.grad;
-        const outName = fixture === 'tiny-mamba' ? 'mixer.out' : 'mlp.out';
-        const wName = fixture === 'tiny-mamba' ? 'mixer.out_proj.weight' : 'mlp.dense_4h_to_h.weight';
+        const outName = mambaLike ? 'mixer.out' : 'mlp.out';
+        const wName = mambaLike ? 'mixer.out_proj.weight' : 'mlp.dense_4h_to_h.weight';
         const hook = `layers.${g.layer}.${outName}`;
         const weight = `layers.${g.layer}.${wName}`;
         const res = await gradients(model, [c.input_ids], nextTokenNll, [hook, weight]);
-        const refAct = fixture === 'tiny-mamba' ? g.d_loss_d_mixer_out : g.d_loss_d_mlp_out;
-        const refW = fixture === 'tiny-mamba' ? g.d_loss_d_out_proj_weight : g.d_loss_d_dense_4h_to_h_weight;
+        const refAct = mambaLike ? g.d_loss_d_mixer_out : g.d_loss_d_mlp_out;
+        const refW = mambaLike ? g.d_loss_d_out_proj_weight : g.d_loss_d_dense_4h_to_h_weight;
         const scale = (r: unknown) => Math.max(...((r as unknown[]).flat(Infinity) as number[]).map(Math.abs));
         if (c.input_ids.length === 1) {
           // One token has no next token: PyTorch's loss is an empty sum (0) and its gradients are zeros; so are ours.
@@ -116,6 +128,15 @@ for (const [fixture, keys, headNorm] of [['tiny-mamba', MAMBA_KEYS, 'norm_f'], [
         expect(scale(refW)).toBeGreaterThan(0.1);
         expect(maxAbsDiff(res.grads.get(hook)!, refAct) / scale(refAct)).toBeLessThan(1e-4);
         expect(maxAbsDiff(res.grads.get(weight)!, refW) / scale(refW)).toBeLessThan(1e-4);
+        if (ref.arch === 'mamba2') {
+          // Through the SSD scan and the conv: in_proj (every part) and the per-head A_log.
+          const more = { 'mixer.in_proj.weight': g.d_loss_d_in_proj_weight, 'mixer.A_log': g.d_loss_d_A_log };
+          const extra = await gradients(model, [c.input_ids], nextTokenNll, Object.keys(more).map((w) => `layers.${g.layer}.${w}`));
+          for (const [w, r] of Object.entries(more)) {
+            expect(scale(r), w).toBeGreaterThan(1e-4); // not zero: A_log's is ~5e-4 on a 5-token loss
+            expect(maxAbsDiff(extra.grads.get(`layers.${g.layer}.${w}`)!, r) / scale(r), w).toBeLessThan(1e-4);
+          }
+        }
       });
     }
   });
@@ -123,7 +144,7 @@ for (const [fixture, keys, headNorm] of [['tiny-mamba', MAMBA_KEYS, 'norm_f'], [
 
 describe('gradient parity covered real losses', () => {
   it('at least two cases per fixture had a next-token loss to compare', () => {
-    for (const fixture of ['tiny-mamba', 'tiny-neox']) {
+    for (const [fixture] of PARITY_FIXTURES) {
       expect([...gradientCasesChecked].filter((k) => k.startsWith(`${fixture}:`)).length, fixture).toBeGreaterThanOrEqual(2);
     }
   });

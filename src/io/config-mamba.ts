@@ -1,7 +1,9 @@
 /**
  * Mamba (v1) configs in their two dialects: HF MambaForCausalLM
  * (`model_type: "mamba"`) and the original state-spaces/mamba-* config.json
- * read by mamba_ssm's MambaLMHeadModel (d_model, n_layer, ssm_cfg, ...).
+ * read by mamba_ssm's MambaLMHeadModel (d_model, n_layer, ssm_cfg, ...);
+ * and Falcon-Mamba (`model_type: "falcon_mamba"`), the same block plus
+ * weightless RMS norms inside the mixer, so the same graph with one flag.
  */
 import { ConfigFields, show } from './config-fields';
 import { MambaConfig } from './config-types';
@@ -28,6 +30,14 @@ export function parseHfMamba(f: ConfigFields): MambaConfig {
     eosTokenId: f.tokenId('eos_token_id', 0) ?? 0,
     padTokenId: f.tokenId('pad_token_id', 0),
   };
+}
+
+/**
+ * HF FalconMambaConfig: MambaConfig's fields plus `mixer_rms_eps` (transformers' default 1e-6), the
+ * epsilon of FalconMambaMixer's weightless norms of Δ-rank input, B and C.
+ */
+export function parseHfFalconMamba(f: ConfigFields): MambaConfig {
+  return { ...parseHfMamba(f), mixerRmsEps: f.positiveNumber('mixer_rms_eps', 1e-6) };
 }
 
 /**

@@ -22,6 +22,11 @@ export interface MambaConfig {
   tieEmbeddings: boolean;
   eosTokenId: number;
   padTokenId: number | null;
+  /**
+   * Falcon-Mamba (`model_type: "falcon_mamba"`): the epsilon of the weightless RMS norms applied to
+   * the Δ-rank input, B and C inside the mixer, after x_proj (`mixer_rms_eps`). Absent for plain Mamba.
+   */
+  mixerRmsEps?: number;
 }
 
 export interface NeoxConfig {
@@ -79,4 +84,33 @@ export interface TransformerConfig {
   padTokenId: number | null;
 }
 
-export type ModelConfig = MambaConfig | NeoxConfig | TransformerConfig;
+/** Mamba-2 (SSD): scalar A per head, B/C shared by the heads of a group, gated RMSNorm before out_proj. */
+export interface Mamba2Config {
+  arch: 'mamba2';
+  vocabSize: number;
+  dModel: number;
+  nLayer: number;
+  /** E = nHeads · headDim: width of x, z and the gated norm. */
+  dInner: number;
+  nHeads: number;
+  headDim: number;
+  /** G: groups of heads sharing B and C; divides nHeads. */
+  nGroups: number;
+  /** N: state size per channel. */
+  dState: number;
+  /** K: depthwise causal conv width (over x, B and C together). */
+  convKernel: number;
+  /** transformers' SSD chunk length; our scan is recurrent, exact for any chunk size, so it is only recorded. */
+  chunkSize: number;
+  /** dt is clamped to [min, max] after softplus. */
+  dtLimit: [number, number];
+  eps: number;
+  /** Bias on in_proj / out_proj. */
+  useBias: boolean;
+  useConvBias: boolean;
+  tieEmbeddings: boolean;
+  eosTokenId: number;
+  padTokenId: number | null;
+}
+
+export type ModelConfig = MambaConfig | NeoxConfig | Mamba2Config | TransformerConfig;

@@ -4,16 +4,19 @@
  */
 import { CheckpointError } from './errors';
 import { ConfigFields, show } from './config-fields';
-import { parseHfMamba, parseOriginalMamba } from './config-mamba';
+import { parseHfFalconMamba, parseHfMamba, parseOriginalMamba } from './config-mamba';
 import { parseNeox } from './config-neox';
 import { parseGpt2, parseLlamaFamily } from './config-transformer';
+import { parseHfMamba2 } from './config-mamba2';
 import { readRegularText } from './regular-file';
 import { ModelConfig } from './config-types';
 
 export type { MambaConfig, NeoxConfig, ModelConfig, TransformerConfig } from './config-types';
+export type { Mamba2Config } from './config-types';
 
 const SUPPORTED =
-  '"mamba" (MambaForCausalLM), "gpt_neox" (GPTNeoXForCausalLM / Pythia), "gpt2", "llama", "mistral", "qwen2", "qwen3", ' +
+  '"mamba" (MambaForCausalLM), "falcon_mamba" (FalconMambaForCausalLM), "mamba2" (Mamba2ForCausalLM), "gpt_neox" (GPTNeoXForCausalLM / Pythia), ' +
+  '"gpt2", "llama", "mistral", "qwen2", "qwen3", ' +
   'or an original state-spaces/mamba-* config (d_model, n_layer and no model_type)';
 
 /** `file` is only used in error messages. */
@@ -28,6 +31,8 @@ export function parseConfig(json: unknown, file: string): ModelConfig {
     throw new CheckpointError(`${file}: config has no "model_type"; supported: ${SUPPORTED}`);
   }
   if (modelType === 'mamba') return parseHfMamba(f);
+  if (modelType === 'falcon_mamba') return parseHfFalconMamba(f);
+  if (modelType === 'mamba2') return parseHfMamba2(f);
   if (modelType === 'gpt_neox') return parseNeox(f);
   if (modelType === 'gpt2') return parseGpt2(f);
   if (modelType === 'llama' || modelType === 'mistral' || modelType === 'qwen2' || modelType === 'qwen3') return parseLlamaFamily(f, modelType);
@@ -43,7 +48,8 @@ export function readConfigFile(path: string): ModelConfig {
 export function readJsonFile(path: string, what: string): unknown {
   const text = readRegularText(path, what);
   try {
-    return JSON.parse(text);
+    // Python's json (transformers 4.x) writes an infinite float as a bare Infinity, which JSON lacks: read it as 1e999 (= Infinity).
+    return JSON.parse(text.replace(/([:,[]\s*)(-?)Infinity(?=\s*[\],}])/g, '$1$21e999'));
   } catch (e) {
     throw new CheckpointError(`${path}: ${what} file is not valid JSON (${(e as Error).message})`);
   }

@@ -2,29 +2,30 @@
  * Canonical (prefix-free) weight names and shapes per architecture, and the
  * mapping from the names files actually use to the canonical ones.
  */
-import { MambaConfig, ModelConfig, NeoxConfig, TransformerConfig } from './config-types';
+import { Mamba2Config, MambaConfig, ModelConfig, NeoxConfig, TransformerConfig } from './config-types';
 import { isConv1dWeight, TRANSFORMER_ADAPTERS, transformerCanonicalName } from '../models/transformer-adapters';
 
 export function expectedWeights(cfg: ModelConfig): Map<string, number[]> {
+  if (cfg.arch === 'mamba2') return mamba2Weights(cfg);
   if (cfg.arch === 'mamba') return mambaWeights(cfg);
   return cfg.arch === 'gpt_neox' ? neoxWeights(cfg) : transformerWeights(cfg);
 }
 
 /** Name of the input embedding matrix [V, D]. */
 export function embeddingName(arch: ModelConfig['arch']): string {
-  if (arch === 'mamba') return 'embeddings.weight';
+  if (arch === 'mamba' || arch === 'mamba2') return 'embeddings.weight';
   return arch === 'gpt_neox' ? 'embed_in.weight' : TRANSFORMER_ADAPTERS[arch].embed;
 }
 
 /** Name of a separate output projection [V, D]; unused when embeddings are tied. */
 export function unembeddingName(arch: ModelConfig['arch']): string {
-  if (arch === 'mamba') return 'lm_head.weight';
+  if (arch === 'mamba' || arch === 'mamba2') return 'lm_head.weight';
   return arch === 'gpt_neox' ? 'embed_out.weight' : TRANSFORMER_ADAPTERS[arch].head;
 }
 
 /** Canonical weights stored transposed on disk ([in,out], GPT-2 Conv1D): read back as [out,in]. */
 export function isStoredTransposed(name: string, arch: ModelConfig['arch']): boolean {
-  return arch !== 'mamba' && arch !== 'gpt_neox' && isConv1dWeight(name, TRANSFORMER_ADAPTERS[arch]);
+  return arch !== 'mamba' && arch !== 'mamba2' && arch !== 'gpt_neox' && isConv1dWeight(name, TRANSFORMER_ADAPTERS[arch]);
 }
 
 function mambaWeights(c: MambaConfig): Map<string, number[]> {
@@ -43,6 +44,31 @@ function mambaWeights(c: MambaConfig): Map<string, number[]> {
     w.set(`${p}mixer.dt_proj.bias`, [E]);
     w.set(`${p}mixer.A_log`, [E, N]);
     w.set(`${p}mixer.D`, [E]);
+    w.set(`${p}mixer.out_proj.weight`, [D, E]);
+    if (c.useBias) w.set(`${p}mixer.out_proj.bias`, [D]);
+  }
+  w.set('norm_f.weight', [D]);
+  if (!c.tieEmbeddings) w.set('lm_head.weight', [V, D]);
+  return w;
+}
+
+/** Mamba-2: in_proj rows are [z (E); x (E); B (G·N); C (G·N); dt (H)]; the conv runs over x, B and C. */
+function mamba2Weights(c: Mamba2Config): Map<string, number[]> {
+  const { vocabSize: V, dModel: D, dInner: E, nHeads: H, nGroups: G, dState: N, convKernel: K } = c;
+  const convDim = E + 2 * G * N;
+  const w = new Map<string, number[]>();
+  w.set('embeddings.weight', [V, D]);
+  for (let i = 0; i < c.nLayer; i++) {
+    const p = `layers.${i}.`;
+    w.set(`${p}norm.weight`, [D]);
+    w.set(`${p}mixer.in_proj.weight`, [E + convDim + H, D]);
+    if (c.useBias) w.set(`${p}mixer.in_proj.bias`, [E + convDim + H]);
+    w.set(`${p}mixer.conv1d.weight`, [convDim, 1, K]); // depthwise
+    if (c.useConvBias) w.set(`${p}mixer.conv1d.bias`, [convDim]);
+    w.set(`${p}mixer.dt_bias`, [H]);
+    w.set(`${p}mixer.A_log`, [H]);
+    w.set(`${p}mixer.D`, [H]);
+    w.set(`${p}mixer.norm.weight`, [E]);
     w.set(`${p}mixer.out_proj.weight`, [D, E]);
     if (c.useBias) w.set(`${p}mixer.out_proj.bias`, [D]);
   }
@@ -123,7 +149,7 @@ const NEOX_BUFFER = /^layers\.\d+\.attention\.(bias|masked_bias|rotary_emb\.inv_
  * Names we do not recognise pass through (prefix stripped) so validate() can report them.
  */
 export function canonicalName(fileName: string, arch: ModelConfig['arch']): string | null {
-  if (arch === 'mamba') {
+  if (arch === 'mamba' || arch === 'mamba2') {
     const name = fileName.startsWith('backbone.') ? fileName.slice('backbone.'.length) : fileName;
     return name === 'embedding.weight' ? 'embeddings.weight' : name; // original state-spaces spelling
   }

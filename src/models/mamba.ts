@@ -8,6 +8,8 @@
  * A block: n = RMSNorm(h); [x; z] = W_in n; c = causal depthwise conv(x);
  * u = SiLU(c); [δ; B; C] = W_x u; Δ = softplus(W_dt δ + b); s = scan(Δ, A, u, B, C) + D⊙u;
  * g = SiLU(z); o = W_out (s ⊙ g); h' = h + o.
+ * Falcon-Mamba (cfg.mixerRmsEps set): δ, B and C each pass a weightless RMS norm
+ * (x / sqrt(mean(x²) + mixer_rms_eps)) right after x_proj, as FalconMambaMixer does.
  */
 import type { MambaConfig } from '../io/config';
 import { Graph, Value } from '../graph/ir';
@@ -15,6 +17,7 @@ import { selectiveScan } from '../graph/selective-scan';
 import { nativeScanOp } from '../graph/native-scan';
 import { StageDef } from '../runtime/stage';
 import { rmsNorm } from './norms';
+import { causalConv } from './causal-conv';
 import { declaredHook, HookPoints } from './hook-points';
 
 /** Mamba's hook points, declared once here where the graphs below create them. */
@@ -47,7 +50,7 @@ export const MAMBA_HOOKS = {
 export function mambaLayerStage(cfg: MambaConfig, native = false): StageDef {
   const { dModel: D, dInner: E, dState: N, dtRank: R, convKernel: K, eps } = cfg;
   return {
-    key: `mamba-layer:D${D}:E${E}:N${N}:R${R}:K${K}:b${+cfg.useBias}${+cfg.useConvBias}:eps${eps}:${native ? 'native' : 'onnx'}`,
+    key: `mamba-layer:D${D}:E${E}:N${N}:R${R}:K${K}:b${+cfg.useBias}${+cfg.useConvBias}:eps${eps}:rms${cfg.mixerRmsEps ?? '-'}:${native ? 'native' : 'onnx'}`,
     build(g, io) {
       const hook = declaredHook(io, MAMBA_HOOKS);
       const resid = hook('resid_pre', io.act('resid_pre', ['B', 'T', D])); // [B,T,D]
@@ -57,23 +60,16 @@ export function mambaLayerStage(cfg: MambaConfig, native = false): StageDef {
       const x = hook('mixer.x', g.slice(xz, 2, 0, E)); // [B,T,E]
       const z = hook('mixer.z', g.slice(xz, 2, E, 2 * E)); // [B,T,E]
 
-      // Causal depthwise conv over [previous K-1 inputs ; x]; zeros at the start of a sequence.
-      const convState = io.act('conv_state', ['B', K - 1, E]); // [B,K-1,E]
-      const xe = g.concat([convState, x], 1); // [B,K-1+T,E]
-      const w = g.transpose(g.reshape(io.weight('mixer.conv1d.weight', [E, 1, K]), [E, K]), [1, 0]); // [K,E]
-      let conv = cfg.useConvBias ? io.weight('mixer.conv1d.bias', [E]) : g.scalar(0); // [E]
-      for (let k = 0; k < K; k++) {
-        const tap = g.slice(w, 0, k, k + 1); // [1,E]
-        const shifted = g.slice(xe, 1, k, k === K - 1 ? Infinity : k - (K - 1), 'T'); // [B,T,E]: x_{t-(K-1)+k}
-        conv = g.add(conv, g.mul(shifted, tap)); // [B,T,E]
-      }
-      conv = hook('mixer.conv', conv);
+      const { out: convOut, nextState: nextConv } = causalConv(g, io, x, E, K, cfg.useConvBias);
+      const conv = hook('mixer.conv', convOut); // [B,T,E]
       const u = hook('mixer.ssm_in', g.silu(conv)); // [B,T,E]
 
       const xdbl = g.linear(u, io.weight('mixer.x_proj.weight', [R + 2 * N, E])); // [B,T,R+2N]
-      const delta = g.slice(xdbl, 2, 0, R); // [B,T,R]
-      const Bm = hook('mixer.B', g.slice(xdbl, 2, R, R + N)); // [B,T,N]
-      const Cm = hook('mixer.C', g.slice(xdbl, 2, R + N, R + 2 * N)); // [B,T,N]
+      // Falcon-Mamba's weightless norms of δ, B and C; the identity for plain Mamba.
+      const mixerNorm = (v: Value) => (cfg.mixerRmsEps === undefined ? v : rmsNorm(g, v, undefined, cfg.mixerRmsEps));
+      const delta = mixerNorm(g.slice(xdbl, 2, 0, R)); // [B,T,R]
+      const Bm = hook('mixer.B', mixerNorm(g.slice(xdbl, 2, R, R + N))); // [B,T,N]
+      const Cm = hook('mixer.C', mixerNorm(g.slice(xdbl, 2, R + N, R + 2 * N))); // [B,T,N]
       const dtLin = g.linear(delta, io.weight('mixer.dt_proj.weight', [E, R]), io.weight('mixer.dt_proj.bias', [E])); // [B,T,E]
       const dt = hook('mixer.dt', g.softplus(dtLin)); // [B,T,E]
 
@@ -89,14 +85,14 @@ export function mambaLayerStage(cfg: MambaConfig, native = false): StageDef {
       const outBias = cfg.useBias ? io.weight('mixer.out_proj.bias', [D]) : undefined;
       const o = hook('mixer.out', g.linear(p, io.weight('mixer.out_proj.weight', [D, E]), outBias)); // [B,T,D]
       io.out('resid_post', hook('resid_post', g.add(resid, o))); // [B,T,D]
-      io.out('conv_state', g.slice(xe, 1, -(K - 1), Infinity, K - 1)); // [B,K-1,E]
+      io.out('conv_state', nextConv); // [B,K-1,E]
       io.out('ssm_state', scan.last); // [B,E,N]
     },
   };
 }
 
-/** Final RMSNorm and the (tied) unembedding. */
-export function mambaHeadStage(cfg: MambaConfig): StageDef {
+/** Final RMSNorm and the (tied) unembedding; Mamba-2's head is the same graph. */
+export function mambaHeadStage(cfg: Pick<MambaConfig, 'dModel' | 'vocabSize' | 'eps'>): StageDef {
   const { dModel: D, vocabSize: V, eps } = cfg;
   return {
     key: `mamba-head:D${D}:V${V}:eps${eps}`,

@@ -4,10 +4,11 @@
  */
 import { Graph, Value } from '../graph/ir';
 
-/** RMSNorm: x ⊙ w / sqrt(mean(x²) + eps), over the last axis. */
-export function rmsNorm(g: Graph, x: Value, w: Value, eps: number): Value {
+/** RMSNorm: x ⊙ w / sqrt(mean(x²) + eps), over the last axis; without `w`, weightless (Falcon-Mamba's mixer norms). */
+export function rmsNorm(g: Graph, x: Value, w: Value | undefined, eps: number): Value {
   const ms = g.reduceMean(g.square(x), [-1], true); // [...,1]
-  return g.mul(g.div(x, g.sqrt(g.add(ms, g.scalar(eps)))), w);
+  const normed = g.div(x, g.sqrt(g.add(ms, g.scalar(eps)))); // [...,D]
+  return w === undefined ? normed : g.mul(normed, w);
 }
 
 /**

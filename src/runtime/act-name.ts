@@ -21,7 +21,7 @@ const TL_KINDS: Record<string, string> = {
 /** `sub` spellings (TransformerLens layer_type) → the prefix of our local names. */
 const SUBS: Record<string, string> = { a: 'attn', attn: 'attn', m: 'mlp', mlp: 'mlp', mixer: 'mixer', ln1: 'ln1', ln2: 'ln2' };
 
-const DOCS = [...hookDocs('mamba'), ...hookDocs('gpt_neox', false), ...hookDocs('llama')]; // llama: the gated MLP's pre_linear
+const DOCS = [...hookDocs('mamba'), ...hookDocs('gpt_neox', false), ...hookDocs('mamba2'), ...hookDocs('llama')]; // llama: the gated MLP's pre_linear
 const LOCALS = new Map(DOCS.map((d) => [d.local, d.perLayer]));
 
 function localOf(kind: string, sub?: string): string | undefined {

@@ -9,11 +9,13 @@ import type { Batch } from './batch';
 import { hookDocs, resolveHook } from './hooks';
 import type { Model } from './model';
 import { formatBytes } from './tensor-summary';
+import { mamba2ShapeLetters } from '../models/mamba2';
 
 /** Sizes of the shape letters of hooks.ts for this model and batch (P: read-out positions). */
 function letterSizes(model: Model, batch: Batch, readout: number): Record<string, number> {
   const c = model.config;
   const common = { B: batch.B, T: batch.T, D: c.dModel, V: c.vocabSize, P: readout };
+  if (c.arch === 'mamba2') return { ...common, ...mamba2ShapeLetters(c) };
   if (c.arch === 'mamba') return { ...common, E: c.dInner, N: c.dState };
   const heads = { ...common, H: c.nHead, Dh: c.headDim, F: c.dFF, HDh: c.nHead * c.headDim };
   return c.arch === 'gpt_neox' ? heads : { ...heads, Hkv: c.nKvHeads };

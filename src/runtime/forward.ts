@@ -3,6 +3,7 @@
  * then the head at the read-out positions. Hooks see canonical names; a hook
  * may return a replacement tensor. Everything can be recorded on a tape.
  */
+import { isSsmConfig, ssmLayout } from '../models/ssm';
 import { FactlensError } from '../errors';
 import { Tensor } from './tensor';
 import { Batch } from './batch';
@@ -192,9 +193,9 @@ function planFor(prefix: string, hooks: Map<string, HookFn[]>, wanted: Set<strin
 function layerInputs(model: Model, batch: Batch, init?: MambaState): (l: number) => Record<string, Tensor> {
   const { B, T } = batch;
   const c = model.config;
-  if (c.arch === 'mamba') {
-    const { dInner: E, dState: N, convKernel: K } = c;
-    const zeroConv = Tensor.zeros([B, K - 1, E]);
+  if (isSsmConfig(c)) {
+    const { dInner: E, dState: N, convKernel: K, convWidth } = ssmLayout(c)!;
+    const zeroConv = Tensor.zeros([B, K - 1, convWidth]);
     const zeroSsm = Tensor.zeros([B, E, N]);
     return (l) => ({ conv_state: init?.conv[l] ?? zeroConv, ssm_state: init?.ssm[l] ?? zeroSsm });
   }

@@ -8,13 +8,14 @@ import { FactlensError } from '../errors';
 import type { HookPoints } from '../models/hook-points';
 import { MAMBA_HOOKS } from '../models/mamba';
 import { NEOX_HOOKS } from '../models/gptneox';
+import { MAMBA2_HOOKS } from '../models/mamba2';
 import { TRANSFORMER_HOOKS, UNGATED_TRANSFORMER_HOOKS } from '../models/transformer';
 import type { ModelConfig } from '../io/config-types';
 
 export type Arch = ModelConfig['arch'];
 
 /** Every architecture, in the order of the docs. */
-export const ARCHS: readonly Arch[] = ['mamba', 'gpt_neox', 'gpt2', 'llama', 'mistral', 'qwen2', 'qwen3'];
+export const ARCHS: readonly Arch[] = ['mamba', 'gpt_neox', 'mamba2', 'gpt2', 'llama', 'mistral', 'qwen2', 'qwen3'];
 
 export interface HookDoc {
   local: string; // name inside layer i (or a model-level name)
@@ -26,6 +27,7 @@ export interface HookDoc {
 const DECLARED: Record<Arch, HookPoints> = {
   mamba: MAMBA_HOOKS,
   gpt_neox: NEOX_HOOKS,
+  mamba2: MAMBA2_HOOKS,
   gpt2: UNGATED_TRANSFORMER_HOOKS,
   llama: TRANSFORMER_HOOKS,
   mistral: TRANSFORMER_HOOKS,

@@ -4,6 +4,7 @@
  * read `mixer.ssm_out` (s), with zero initial conv/SSM state. Used by exact
  * path blocking, which recomputes a target token's s from an edited a.
  */
+import { ssmLayout } from '../models/ssm';
 import { FactlensError } from '../errors';
 import { runStage } from './run-stage';
 import { hookOrder } from './stage';
@@ -35,7 +36,8 @@ export async function runLayerSlice(
 }
 
 function defaultActs(model: Model, B: number): Record<string, Tensor> {
-  if (!model.recurrent) return {};
-  const { dInner: E, dState: N, convKernel: K } = model.mambaConfig;
-  return { conv_state: Tensor.zeros([B, K - 1, E]), ssm_state: Tensor.zeros([B, E, N]) };
+  const ssm = ssmLayout(model.config);
+  if (!ssm) return {};
+  const { dInner: E, dState: N, convKernel: K, convWidth } = ssm;
+  return { conv_state: Tensor.zeros([B, K - 1, convWidth]), ssm_state: Tensor.zeros([B, E, N]) };
 }

@@ -5,7 +5,7 @@
  * the original is never touched, so restoring an edit is free.
  */
 import { FactlensError } from '../errors';
-import type { MambaConfig, ModelConfig, NeoxConfig, TransformerConfig } from '../io/config';
+import type { Mamba2Config, MambaConfig, ModelConfig, NeoxConfig, TransformerConfig } from '../io/config';
 import type { Tokenizer } from '../io/tokenizer';
 import { Checkpoint, openCheckpoint } from '../io/checkpoint';
 import { asStoredValues, rememberSource, saveCheckpoint, SaveReport, sourceOf } from '../io/save-checkpoint';
@@ -15,6 +15,8 @@ import { nativeAddon } from '../graph/native-addon';
 import { neoxHeadStage, neoxLayerStage } from '../models/gptneox';
 import { transformerHeadStage, transformerLayerStage } from '../models/transformer';
 import { TRANSFORMER_ADAPTERS } from '../models/transformer-adapters';
+import { mamba2LayerStage } from '../models/mamba2';
+import { isSsmConfig, ssmLayout } from '../models/ssm';
 import { Batch, makeBatch } from './batch';
 import { runModel, RunOptions, RunResult } from './forward';
 import { StageDef } from './stage';
@@ -53,6 +55,9 @@ export class Model {
   ) {
     if (config.arch === 'mamba') {
       this.layerStage = mambaLayerStage(config, nativeScan);
+      this.headStage = mambaHeadStage(config);
+    } else if (config.arch === 'mamba2') {
+      this.layerStage = mamba2LayerStage(config, nativeScan);
       this.headStage = mambaHeadStage(config);
     } else if (config.arch === 'gpt_neox') {
       this.layerStage = neoxLayerStage(config);
@@ -128,18 +133,18 @@ export class Model {
   }
 
   get parallelResidual(): boolean {
-    if (this.config.arch === 'mamba') return true;
+    if (isSsmConfig(this.config)) return true;
     return this.config.arch === 'gpt_neox' ? this.config.parallelResidual : false;
   }
 
-  /** Does the model carry a recurrent state between tokens (Mamba), which generation and resumed runs reuse? */
+  /** Does the model carry a recurrent state between tokens (Mamba, Mamba-2), which generation and resumed runs reuse? */
   get recurrent(): boolean {
-    return this.config.arch === 'mamba';
+    return ssmLayout(this.config) !== null;
   }
 
   /** Positions the model can read: learned or trained rotary positions (undefined for Mamba: no limit). */
   get maxPositions(): number | undefined {
-    return this.config.arch === 'mamba' ? undefined : this.config.maxPositions;
+    return isSsmConfig(this.config) ? undefined : this.config.maxPositions;
   }
 
   get mambaConfig(): MambaConfig {
@@ -147,22 +152,28 @@ export class Model {
     return this.config;
   }
 
-  /** The MLP down projection (ROME's W_down, module name inside a layer) and its input width; null for Mamba. */
+  /** The MLP down projection (ROME's W_down, module name inside a layer) and its input width; null for SSMs. */
   get mlpDown(): { module: string; dFF: number } | null {
     const c = this.config;
-    if (c.arch === 'mamba') return null;
+    if (isSsmConfig(c)) return null;
     return { module: c.arch === 'gpt_neox' ? 'mlp.dense_4h_to_h' : TRANSFORMER_ADAPTERS[c.arch].down, dFF: c.dFF };
   }
 
   /** Heads at an attention hook: query heads, or key/value heads at attn.k / attn.v (fewer under GQA). */
   headsAt(hook: string): number {
     const c = this.config;
-    if (c.arch === 'mamba') throw new FactlensError(`${this.name} is a Mamba model: it has no attention heads`);
+    if (isSsmConfig(c)) throw new FactlensError(`${this.name} is a ${c.arch} model: it has no attention heads`);
     return c.arch !== 'gpt_neox' && /attn\.(k|v)$/.test(hook) ? c.nKvHeads : c.nHead;
   }
 
   get transformerConfig(): TransformerConfig {
-    if (this.config.arch === 'mamba' || this.config.arch === 'gpt_neox') throw new FactlensError(`${this.name} is a ${this.config.arch} model, not GPT-2 / Llama-family`);
+    const c = this.config;
+    if (isSsmConfig(c) || c.arch === 'gpt_neox') throw new FactlensError(`${this.name} is a ${c.arch} model, not GPT-2 / Llama-family`);
+    return c;
+  }
+
+  get mamba2Config(): Mamba2Config {
+    if (this.config.arch !== 'mamba2') throw new FactlensError(`${this.name} is a ${this.config.arch} model, not Mamba-2`);
     return this.config;
   }
 
@@ -294,7 +305,7 @@ export class Model {
 
   /** GPT-2's learned position rows for positions 0..T-1 of every row [B*T,D], or null (rotary / no positions). */
   private positionEmbedding(batch: Batch): Float32Array | null {
-    if (this.config.arch === 'mamba' || this.config.arch === 'gpt_neox') return null;
+    if (isSsmConfig(this.config) || this.config.arch === 'gpt_neox') return null;
     const name = TRANSFORMER_ADAPTERS[this.config.arch].posEmbed;
     if (name === undefined) return null;
     if (batch.T > this.config.maxPositions) throw new FactlensError(`${this.name}: ${batch.T} tokens exceed the ${this.config.maxPositions} learned positions (n_positions)`);

@@ -6,6 +6,7 @@
  * before (layer l, position t) can start there.
  */
 import { FactlensError } from '../errors';
+import { ssmLayout, SsmLayout } from '../models/ssm';
 import { ActivationCache } from './cache';
 import type { Model } from './model';
 import { Tensor } from './tensor';
@@ -14,7 +15,8 @@ import type { MambaState } from './forward';
 /** Cache names a run must keep so that mambaStateAt can resume it at any layer and position. */
 export function resumeCacheNames(model: Model): string[] {
   const names: string[] = [];
-  for (let l = 0; l < model.nLayers; l++) names.push(`layers.${l}.resid_pre`, `layers.${l}.mixer.x`, `layers.${l}.mixer.state`);
+  const convInput = requireSsm(model).convInput;
+  for (let l = 0; l < model.nLayers; l++) names.push(`layers.${l}.resid_pre`, `layers.${l}.${convInput}`, `layers.${l}.mixer.state`);
   return names;
 }
 
@@ -24,18 +26,24 @@ export function resumeCacheNames(model: Model): string[] {
  * treat them as read-only.
  */
 export function mambaStateAt(model: Model, cache: ActivationCache, layer: number, position: number, row = 0): { conv: Tensor; ssm: Tensor } {
-  const { dInner: E, dState: N, convKernel: K } = model.mambaConfig;
-  if (position <= 0) return { conv: Tensor.zeros([1, K - 1, E]), ssm: Tensor.zeros([1, E, N]) };
-  const x = cache.get(`layers.${layer}.mixer.x`); // [B,T,E]
-  const states = cache.get(`layers.${layer}.mixer.state`); // [B,T,E,N]
+  const { dInner: E0, dState: N, convKernel: K, convWidth: E, convInput } = requireSsm(model); // E: conv channels, E0·N: state size
+  if (position <= 0) return { conv: Tensor.zeros([1, K - 1, E]), ssm: Tensor.zeros([1, E0, N]) };
+  const x = cache.get(`layers.${layer}.${convInput}`); // [B,T,E]
+  const states = cache.get(`layers.${layer}.mixer.state`); // [B,T,E0,N] (Mamba-2: [B,T,H,P,N], the same order)
   const T = x.shape[1];
   if (position > T) throw new FactlensError(`mambaStateAt: position ${position} is beyond the cached run (${T} tokens)`);
-  const ssm = new Tensor(states.data.subarray((row * T + position - 1) * E * N, (row * T + position) * E * N), [1, E, N]); // [1,E,N]
+  const ssm = new Tensor(states.data.subarray((row * T + position - 1) * E0 * N, (row * T + position) * E0 * N), [1, E0, N]); // [1,E0,N]
   const first = position - (K - 1); // the conv window's first input; before the sequence start it is zero
   if (first >= 0) return { conv: new Tensor(x.data.subarray((row * T + first) * E, (row * T + position) * E), [1, K - 1, E]), ssm };
   const conv = Tensor.zeros([1, K - 1, E]); // [1,K-1,E]
   conv.data.set(x.data.subarray(row * T * E, (row * T + position) * E), -first * E);
   return { conv, ssm };
+}
+
+function requireSsm(model: Model): SsmLayout {
+  const ssm = ssmLayout(model.config);
+  if (!ssm) throw new FactlensError(`${model.name} is a ${model.arch} model: only state-space models (Mamba, Mamba-2) have a recurrent state to resume`);
+  return ssm;
 }
 
 /**

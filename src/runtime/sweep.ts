@@ -5,6 +5,7 @@
  * reads that row's logits at its last token. The grid comes back with the
  * metric columns added.
  */
+import { isSsmConfig } from '../models/ssm';
 import * as aq from 'arquero';
 import type { Model } from './model';
 import { makeBatch } from './batch';
@@ -53,7 +54,7 @@ export async function sweep(model: Model, grid: Table | Row[], opts: SweepOption
   const bs = opts.batchSize ?? autoBatchSize(model, T);
   const results: Row[] = new Array(rows.length);
   const starts = rows.map((r) => opts.prefix?.startLayer(r) ?? 0);
-  const positions = rows.map((r) => (opts.prefix?.startPosition && model.recurrent ? opts.prefix.startPosition(r) : 0));
+  const positions = rows.map((r) => (opts.prefix?.startPosition && model.arch === 'mamba' ? opts.prefix.startPosition(r) : 0));
   const lengths = rows.map((r) => inputFor(r).length);
   const stateOf = (layer: number, position: number, row: Row) => {
     if (!opts.prefix?.state) throw new FactlensError('sweep: prefix.startPosition needs prefix.state (see mambaStateAt)');
@@ -145,8 +146,8 @@ function suffixRows(resids: Tensor[], positions: number[], Tp: number): Tensor {
 export function autoBatchSize(model: Model, T: number): number {
   const budget = Number(process.env.FACTLENS_BATCH_MB ?? 1024) * 2 ** 20;
   const c = model.config;
-  const floatsPerRow = c.arch === 'mamba'
-    ? T * (8 * c.dModel + 16 * c.dInner + 3 * c.dInner * c.dState) + 2 * c.dInner * c.dState
+  const floatsPerRow = isSsmConfig(c)
+    ? T * (8 * c.dModel + 16 * c.dInner + 3 * c.dInner * c.dState) + 2 * c.dInner * c.dState // Mamba-2: the same scan state per channel
     : T * (12 * c.dModel + 3 * c.dFF + 3 * c.nHead * T);
   const logits = c.vocabSize; // one row of logits per run
   return Math.max(1, Math.min(256, Math.floor(budget / (4 * (floatsPerRow + logits)))));

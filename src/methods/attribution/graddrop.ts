@@ -25,7 +25,7 @@ export interface GradDropPass extends GradPass {
 
 /** The hooks of layer ℓ whose sum is its residual contribution. */
 export function contributionHooks(model: Model, layer: number): string[] {
-  if (model.arch === 'mamba') return [hookOf('mixer.out', layer)];
+  if (model.recurrent) return [hookOf('mixer.out', layer)];
   if (!model.parallelResidual) throw new FactlensError('GradDrop supports Mamba and parallel-residual GPT-NeoX models (a sequential-residual layer has paths through both attn.out and mlp.out)');
   return [hookOf('attn.out', layer), hookOf('mlp.out', layer)];
 }

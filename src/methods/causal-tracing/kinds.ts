@@ -26,13 +26,17 @@ export interface KindInfo {
   viz: StateKind;
 }
 
-const KINDS: Record<Arch, KindInfo[]> = {
-  mamba: [
+const MAMBA_KINDS: KindInfo[] = [
     { kind: 'residual', local: 'resid_post', windowed: false, label: 'residual h', romba: 'layers.{l}', viz: 'residual' },
     { kind: 'ssm', local: 'mixer.ssm_out', windowed: true, label: 'Conv+SSM output s', romba: 'ssm_after_ssm', viz: 'ssm' },
     { kind: 'gate', local: 'mixer.gate', windowed: true, label: 'gate g', romba: 'mlp_after_silu', viz: 'gate' },
     { kind: 'out', local: 'mixer.out', windowed: true, label: 'block output o', romba: 'after_down_proj', viz: 'out' },
-  ],
+];
+
+// Mamba-2's block has the same states under the same hook names (s before its gated norm, g, o).
+const KINDS: Record<Arch, KindInfo[]> = {
+  mamba: MAMBA_KINDS,
+  mamba2: MAMBA_KINDS,
   gpt_neox: [
     { kind: 'residual', local: 'resid_post', windowed: false, label: 'residual h', romba: 'gpt_neox.layers.{l}', viz: 'residual' },
     { kind: 'mlp', local: 'mlp.out', windowed: true, label: 'MLP output', romba: 'gpt_neox.layers.{l}.mlp', viz: 'mlp' },
@@ -68,7 +72,7 @@ export function kindInfo(arch: Arch, kind: TraceKind): KindInfo {
 
 /** The paper's window (10 layers) and the depths it was used at. */
 export const PAPER_WINDOW = 10;
-export const PAPER_LAYERS: Record<Arch, number> = { mamba: 64, gpt_neox: 32, gpt2: 32, llama: 32, mistral: 32, qwen2: 32, qwen3: 32 };
+export const PAPER_LAYERS: Record<Arch, number> = { mamba: 64, gpt_neox: 32, mamba2: 64, gpt2: 32, llama: 32, mistral: 32, qwen2: 32, qwen3: 32 }; // mamba2: mamba2-2.7b's 64 layers
 
 /**
  * The paper's window scaled to a model's depth (10 of Mamba-2.8b's 64 layers, 10 of Pythia-2.8b's

@@ -68,7 +68,7 @@ export function rowView(t: Tensor, b: number, len: number): Float32Array {
 /** Corrupted runs, batched: logits at the last token and the cached tensors of every row. */
 export async function baseRuns(model: Model, rows: number[][], hooks?: Array<[string, HookFn]>): Promise<{ runs: BaseRun[]; logits: Float32Array[] }> {
   const L = model.nLayers;
-  const names = model.recurrent ? resumeCacheNames(model) : [...Array(L).keys()].map((l) => `layers.${l}.resid_pre`);
+  const names = model.arch === 'mamba' ? resumeCacheNames(model) : [...Array(L).keys()].map((l) => `layers.${l}.resid_pre`);
   const res = await model.run(rows, { cache: names, hooks, logits: 'last' });
   const V = res.logits!.shape[2];
   const runs = rows.map((ids, b): BaseRun => ({
@@ -103,7 +103,7 @@ export async function runGroup(
   const D = model.config.dModel;
   const patched = restoredLayers(kind, layer, window, L);
   const start = kind.windowed ? patched[0] : layer + 1;
-  const suffix = model.recurrent && opts.suffix !== false;
+  const suffix = model.arch === 'mamba' && opts.suffix !== false;
   // Batches of equal (bucketed) length: a batch runs as long as its longest row.
   const bucket = opts.bucket ?? 4;
   const lengthOf = (c: Cell) => Math.ceil((runs[c.run].ids.length - (suffix ? c.pos : 0)) / bucket) * bucket;

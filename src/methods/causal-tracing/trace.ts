@@ -150,7 +150,7 @@ async function baseRunsWithNoise(model: Model, cs: Corruption[], rows: number[][
 
 /** Prompts per chunk: keep the Mamba per-position states of a chunk under ~512 MB. */
 function chunkSize(model: Model, T: number): number {
-  if (!model.recurrent) return 64;
+  if (model.arch !== 'mamba') return 64;
   const c = model.mambaConfig;
   const bytes = 4 * T * model.nLayers * (c.dInner * c.dState + c.dInner + c.dModel);
   return Math.max(1, Math.min(64, Math.floor((512 * 2 ** 20) / bytes)));

@@ -57,7 +57,7 @@ export interface MambaKnockoutOptions extends KnockoutOptions {
 
 /** One row per (prompt, source set, window centre): prompt, relation, subject, set, layer, p, pClean, change. */
 export async function mambaKnockout(model: Model, prompts: FactPrompt[], opts: MambaKnockoutOptions = {}): Promise<Table> {
-  if (!model.recurrent) throw new FactlensError(`mambaKnockout needs a Mamba model; ${model.name} is ${model.arch} (use attentionKnockout)`);
+  if (model.arch !== 'mamba') throw new FactlensError(`mambaKnockout needs a Mamba-1 model; ${model.name} is ${model.arch} (use attentionKnockout)`);
   const method = opts.method ?? 'mean';
   const E = model.mambaConfig.dInner;
   if (method === 'mean' && (!opts.means || opts.means.shape.join() !== [model.nLayers, E].join())) {

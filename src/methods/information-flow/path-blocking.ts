@@ -33,12 +33,18 @@
  *
  * The slice starts from a zero state at position 0, so blocking needs whole sequences: it cannot be
  * combined with a run's `state` (continuing from a recurrent state) or `statePatches` (time chunks).
+ *
+ * Mamba-2: the same definition with a replaced by the per-token inputs through which a token reaches
+ * other positions (ssmLayout's mixingInputs): the conv input [x; B; C] and dt_in, which in Mamba-2 is not
+ * computed from the conv and so reaches later positions through the decays exp(Δ_q A). Both are zeroed at
+ * the sources (Δ_q = softplus(dt_bias)); z and the gated norm read token t only.
  */
 import { FactlensError } from '../../errors';
 import type { HookFn } from '../../runtime/forward';
 import type { Batch } from '../../runtime/batch';
 import type { Model } from '../../runtime/model';
 import { runLayerSlice } from '../../runtime/layer-slice';
+import { ssmLayout } from '../../models/ssm';
 import { Tensor } from '../../runtime/tensor';
 import type { BlockMode } from './reference';
 
@@ -67,7 +73,9 @@ interface Job {
 
 /** Hooks that apply the blocks; pass them to model.run (after any hooks that should edit a first). */
 export function pathBlockingHooks(model: Model, blocks: PathBlock[]): Array<[string, HookFn]> {
-  if (!model.recurrent) throw new FactlensError(`path blocking works on Mamba models; ${model.name} is ${model.arch} (use attentionKnockoutEdits for attention models)`);
+  const ssm = ssmLayout(model.config);
+  if (!ssm) throw new FactlensError(`path blocking works on Mamba models; ${model.name} is ${model.arch} (use attentionKnockoutEdits for attention models)`);
+  const inputs = ssm.mixingInputs;
   const byLayer = new Map<number, PathBlock[]>();
   for (const b of blocks) {
     if (b.mode && !MODES.includes(b.mode)) throw new FactlensError(`path block: unknown mode "${b.mode}" (use ${MODES.join(', ')})`);
@@ -79,21 +87,22 @@ export function pathBlockingHooks(model: Model, blocks: PathBlock[]): Array<[str
   }
   const hooks: Array<[string, HookFn]> = [];
   for (const [layer, list] of [...byLayer].sort((x, y) => x[0] - y[0])) {
-    const seen = new WeakMap<Batch, Tensor>(); // a of this layer, per run
-    hooks.push([`layers.${layer}.mixer.x`, (a, ctx) => void seen.set(ctx.batch, a)]);
+    const seen = new WeakMap<Batch, Record<string, Tensor>>(); // a (Mamba-2: conv_in, dt_in) of this layer, per run
+    for (const name of inputs) hooks.push([`layers.${layer}.${name}`, (a, ctx) => void seen.set(ctx.batch, { ...seen.get(ctx.batch), [name]: a })]);
     hooks.push([`layers.${layer}.mixer.ssm_out`, async (s, ctx) => {
       const a = seen.get(ctx.batch);
-      if (!a) throw new FactlensError(`path block at layer ${layer}: mixer.x was not seen before mixer.ssm_out`);
-      if (a.shape[1] !== ctx.batch.T) throw new FactlensError('path blocking needs whole sequences from position 0; it cannot be combined with statePatches');
+      const missing = inputs.find((n) => !a?.[n]);
+      if (missing) throw new FactlensError(`path block at layer ${layer}: ${missing} was not seen before mixer.ssm_out`);
+      if (a![inputs[0]].shape[1] !== ctx.batch.T) throw new FactlensError('path blocking needs whole sequences from position 0; it cannot be combined with statePatches');
       seen.delete(ctx.batch);
-      return blockLayer(model, layer, list, a, s, ctx.batch);
+      return blockLayer(model, layer, list, a!, s, ctx.batch);
     }]);
   }
   return hooks;
 }
 
-async function blockLayer(model: Model, layer: number, blocks: PathBlock[], a: Tensor, s: Tensor, batch: Batch): Promise<Tensor> {
-  const [B, T, E] = a.shape;
+async function blockLayer(model: Model, layer: number, blocks: PathBlock[], a: Record<string, Tensor>, s: Tensor, batch: Batch): Promise<Tensor> {
+  const [B, T, E] = s.shape;
   const jobs = new Map<BlockMode, Job[]>();
   const claimed = new Set<string>();
   for (const block of blocks) {
@@ -122,22 +131,23 @@ async function blockLayer(model: Model, layer: number, blocks: PathBlock[], a: T
   return out;
 }
 
-/** The Conv+SSM output [J,T,E] of one edited copy of a per job. */
-async function blockedSsmOut(model: Model, layer: number, a: Tensor, jobs: Job[], mode: BlockMode): Promise<Tensor> {
-  const [, T, E] = a.shape;
-  const J = jobs.length;
-  const aIn = new Float32Array(J * T * E); // [J,T,E]
-  jobs.forEach((job, i) => {
-    aIn.set(a.data.subarray(job.row * T * E, (job.row + 1) * T * E), i * T * E);
-    if (mode !== 'retention') for (const q of job.sources) aIn.fill(0, (i * T + q) * E, (i * T + q + 1) * E); // a′_q = 0
-  });
-  const x = new Tensor(aIn, [J, T, E]);
-  if (mode === 'exact') return (await runLayerSlice(model, layer, { 'mixer.x': x }, ['mixer.ssm_out']))['mixer.ssm_out'];
+/** The Conv+SSM output [J,T,E] of one edited copy of the mixing inputs per job. */
+async function blockedSsmOut(model: Model, layer: number, a: Record<string, Tensor>, jobs: Job[], mode: BlockMode): Promise<Tensor> {
+  const given: Record<string, Tensor> = {};
+  for (const [name, t] of Object.entries(a)) given[name] = perJob(t, jobs, mode !== 'retention'); // a′_q = 0
+  if (mode === 'exact') return (await runLayerSlice(model, layer, given, ['mixer.ssm_out']))['mixer.ssm_out'];
   // Drop the sources' scan input terms: B_q := 0 removes B̄_q u_q = (Δ_q u_q) ⊗ B_q while every decay stays.
-  const Bm = (await runLayerSlice(model, layer, { 'mixer.x': x }, ['mixer.B']))['mixer.B'].clone(); // [J,T,N]
-  const N = Bm.shape[2];
+  const Bm = (await runLayerSlice(model, layer, given, ['mixer.B']))['mixer.B']; // [J,T,N] (Mamba-2: [J,T,G·N])
+  return (await runLayerSlice(model, layer, { ...given, 'mixer.B': perJob(Bm, jobs.map((j, i) => ({ ...j, row: i })), true) }, ['mixer.ssm_out']))['mixer.ssm_out'];
+}
+
+/** One copy [J,T,C] of row job.row of t [B,T,C] per job, with the sources' rows zeroed if `zero`. */
+function perJob(t: Tensor, jobs: Job[], zero: boolean): Tensor {
+  const [, T, C] = t.shape;
+  const out = new Float32Array(jobs.length * T * C); // [J,T,C]
   jobs.forEach((job, i) => {
-    for (const q of job.sources) Bm.data.fill(0, (i * T + q) * N, (i * T + q + 1) * N);
+    out.set(t.data.subarray(job.row * T * C, (job.row + 1) * T * C), i * T * C);
+    if (zero) for (const q of job.sources) out.fill(0, (i * T + q) * C, (i * T + q + 1) * C);
   });
-  return (await runLayerSlice(model, layer, { 'mixer.x': x, 'mixer.B': Bm }, ['mixer.ssm_out']))['mixer.ssm_out'];
+  return new Tensor(out, [jobs.length, T, C]);
 }

@@ -56,7 +56,7 @@ export async function encodePrompts(model: Model, prompts: SubjectPrompt[], opts
   const out: EncodedPrompt[] = [];
   for (let i = 0; i < prompts.length; i += bs) {
     const part = prompts.slice(i, i + bs);
-    out.push(...(model.recurrent ? await encodeMamba(model, part) : await encodeFull(model, part)));
+    out.push(...(model.arch === 'mamba' ? await encodeMamba(model, part) : await encodeFull(model, part)));
   }
   return out;
 }
@@ -196,7 +196,7 @@ export async function runFrom(model: Model, rows: RunRow[], k: number, opts: { u
     }
   });
   let state: MambaState | undefined;
-  if (model.recurrent) {
+  if (model.arch === 'mamba') {
     const { dInner: E, dState: N, convKernel: K } = model.mambaConfig;
     state = stackRowStates(rows.map((r) => {
       if (!r.prompt.state) throw new FactlensError('runFrom: this Mamba prompt was encoded without its state');

@@ -74,7 +74,7 @@ export async function streamJacobians(model: Model, prompt: EncodedPrompt, ks: n
 
 /** Rows per backward pass: all D for Mamba (the tail is a few tokens), fewer for full-length GPT-NeoX runs. */
 function defaultChunk(model: Model): number {
-  return model.recurrent ? model.config.dModel : 64;
+  return model.arch === 'mamba' ? model.config.dModel : 64;
 }
 
 /** ∂(stream e at the last token)/∂(stream k at the subject's last token), [D,D] row-major. */

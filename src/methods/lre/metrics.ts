@@ -38,7 +38,7 @@ export function recallAtK(predictions: string[][], targets: string[]): number[] 
 }
 
 /** β values linspace(0, βmax, steps) (the paper: βmax 12 for Mamba, 6 for Pythia; 25 steps). */
-export function betaGrid(model: Model, steps = 25, max = model.recurrent ? 12 : 6): number[] {
+export function betaGrid(model: Model, steps = 25, max = model.arch === 'mamba' ? 12 : 6): number[] {
   return Array.from({ length: steps }, (_, i) => (steps === 1 ? max : (max * i) / (steps - 1)));
 }
 
@@ -115,7 +115,7 @@ export async function causality(
   opts: { ranks?: number[]; batchSize?: number } = {},
 ): Promise<CausalityResult> {
   const ranks = opts.ranks ?? [lre.dim];
-  const bs = opts.batchSize ?? (model.recurrent ? 256 : 64);
+  const bs = opts.batchSize ?? (model.arch === 'mamba' ? 256 : 64);
   const k = lre.info.hStream;
   const e = lre.info.zStream;
   const cases = tests.map((t, i) => ({ i, j: targets[i] })).filter((c) => c.j >= 0);

@@ -191,7 +191,7 @@ export async function rome(model: Model, request: EditRequest, opts: RomeOptions
 
 /** The paper's layer 15, scaled to the model's depth (15 of 64 for Mamba-2.8b, 15 of 32 for Pythia-2.8b). */
 export function defaultLayer(model: Model): number {
-  return Math.min(model.nLayers - 1, Math.round((15 * model.nLayers) / (model.recurrent ? 64 : 32)));
+  return Math.min(model.nLayers - 1, Math.round((15 * model.nLayers) / (model.arch === 'mamba' ? 64 : 32)));
 }
 
 function sliceRows(W: Tensor, rows: [number, number]): Float32Array {

@@ -8,6 +8,7 @@
  *   NeoX   W_down layers.l.mlp.dense_4h_to_h.weight (+bias) key layers.l.mlp.key       value layers.l.mlp.out
  *   GPT-2  W_down layers.l.mlp.c_proj.weight (+bias; Conv1D, read as [out,in]); Llama family layers.l.mlp.down_proj.weight
  */
+import { isSsmConfig } from '../../models/ssm';
 import { FactlensError } from '../../errors';
 import type { Model } from '../../runtime/model';
 import type { Arch } from '../../runtime/hooks';
@@ -32,10 +33,10 @@ export interface EditSite {
 }
 
 /** The editable matrices of each architecture, in the paper's plotting order. */
-export const EDIT_MATRICES: Record<Arch, EditMatrix[]> = { mamba: ['W_a', 'W_g', 'W_o'], gpt_neox: ['W_down'], gpt2: ['W_down'], llama: ['W_down'], mistral: ['W_down'], qwen2: ['W_down'], qwen3: ['W_down'] };
+export const EDIT_MATRICES: Record<Arch, EditMatrix[]> = { mamba: ['W_a', 'W_g', 'W_o'], gpt_neox: ['W_down'], mamba2: ['W_a', 'W_g', 'W_o'], gpt2: ['W_down'], llama: ['W_down'], mistral: ['W_down'], qwen2: ['W_down'], qwen3: ['W_down'] };
 
 /** romba's default module: Mamba out_proj, Pythia dense_4h_to_h. */
-export const DEFAULT_MATRIX: Record<Arch, EditMatrix> = { mamba: 'W_o', gpt_neox: 'W_down', gpt2: 'W_down', llama: 'W_down', mistral: 'W_down', qwen2: 'W_down', qwen3: 'W_down' };
+export const DEFAULT_MATRIX: Record<Arch, EditMatrix> = { mamba: 'W_o', gpt_neox: 'W_down', mamba2: 'W_o', gpt2: 'W_down', llama: 'W_down', mistral: 'W_down', qwen2: 'W_down', qwen3: 'W_down' };
 
 /** The paper's colours: W_a red, W_g green, W_o blue, Pythia W_down dark teal. */
 export const MATRIX_COLORS: Record<EditMatrix, string> = { W_a: '#d62728', W_g: '#2ca02c', W_o: '#1f77b4', W_down: '#00606b' };
@@ -66,13 +67,21 @@ export function editSite(model: Model, layer: number, matrix?: EditMatrix | stri
   const p = `layers.${layer}.`;
   const mlp = model.mlpDown;
   if (mlp === null) {
-    const { dModel: D, dInner: E } = model.mambaConfig;
+    if (!isSsmConfig(model.config)) throw new FactlensError(`${model.name} (${model.arch}) has neither an MLP down projection nor an SSM mixer`);
+    const { dModel: D, dInner: E } = model.config;
     if (m === 'W_o') return { layer, matrix: m, weight: `${p}mixer.out_proj.weight`, rows: [0, D], keyHook: `${p}mixer.out_proj_in`, valueHook: `${p}mixer.out`, keyDim: E, valueDim: D, bias: optional(model, `${p}mixer.out_proj.bias`) };
-    const x = m === 'W_a';
-    return { layer, matrix: m, weight: `${p}mixer.in_proj.weight`, rows: x ? [0, E] : [E, 2 * E], keyHook: `${p}norm`, valueHook: `${p}mixer.${x ? 'x' : 'z'}`, keyDim: D, valueDim: E };
+    const x = m === 'W_a'; // in_proj's x part (W_a) or z part (W_g), wherever the architecture puts its rows
+    return { layer, matrix: m, weight: `${p}mixer.in_proj.weight`, rows: inProjRows(model.config, x ? 'x' : 'z'), keyHook: `${p}norm`, valueHook: `${p}mixer.${x ? 'x' : 'z'}`, keyDim: D, valueDim: E };
   }
   const { dModel: D } = model.config;
   return { layer, matrix: m, weight: `${p}${mlp.module}.weight`, rows: [0, D], keyHook: `${p}mlp.key`, valueHook: `${p}mlp.out`, keyDim: mlp.dFF, valueDim: D, bias: optional(model, `${p}${mlp.module}.bias`) };
+}
+
+/** Rows of in_proj holding x or z: Mamba-1 stacks [x; z], Mamba-2 [z; x; B; C; dt]. */
+function inProjRows(c: { arch: Arch; dInner: number }, part: 'x' | 'z'): [number, number] {
+  const E = c.dInner;
+  const first = (c.arch === 'mamba') === (part === 'x');
+  return first ? [0, E] : [E, 2 * E];
 }
 
 function optional(model: Model, name: string): string | undefined {

@@ -121,7 +121,7 @@ export async function valueObjective(model: Model, site: ValueTarget, template: 
   const pre = site.layer > 0 ? (await model.run(full, { untilLayer: site.layer, logits: 'none' })).residual : model.embed(full); // [B,T,D]
   let batch = full;
   let run: RunOptions = site.layer > 0 ? { startAt: { layer: site.layer, resid: pre } } : {};
-  if (model.recurrent && opts.prefixState !== false && rows.some((r) => r.lookup > 0)) {
+  if (model.arch === 'mamba' && opts.prefixState !== false && rows.some((r) => r.lookup > 0)) {
     const split = await splitAtLookup(model, site.layer, rows, pre);
     batch = split.batch;
     run = { startAt: { layer: site.layer, resid: split.resid }, state: split.state };
