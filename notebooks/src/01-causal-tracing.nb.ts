@@ -33,7 +33,7 @@ import {
   Aie, aieHeatmap, altSubjectCorruption, averageByKind, noiseCorruption, peak, roundRobin, scaledWindow, subjectEmbeddingStd,
   kindInfo, traceCorruption, traceFacts, traceHeatmap, traceHeatmaps, TraceKind, traceMany, TraceResult,
 } from '../src/methods/causal-tracing';
-import { markdown, progress, Progress, showFigure, showTable, subplots } from '../src/viz';
+import { markdown, progressCallback, showFigure, showTable, subplots } from '../src/viz';
 
 /** The two models (paths relative to notebooks/). Change this line to run on real checkpoints. */
 const MODELS = { mamba: '../data/models/mamba-facts', pythia: '../data/models/neox-facts' };
@@ -54,17 +54,6 @@ const EXAMPLES: Array<[string, string, string, string]> = [
  */
 const MIN_GAP = 0.1;
 
-/** A progress bar fed by the library's onProgress(done, total) callbacks. */
-function bar(label: string): (done: number, total: number) => void {
-  let p: Progress | null = null;
-  let seen = 0;
-  return (done, total) => {
-    if (!p) p = progress(total, label);
-    p.tick(done - seen);
-    seen = done;
-    if (done >= total) p.done();
-  };
-}
 const t0 = Date.now();
 const mamba = await Model.load(MODELS.mamba);
 const pythia = await Model.load(MODELS.pythia);
@@ -104,7 +93,7 @@ showTable(known[0].select('relation', 'prompt', 'object', 'predicted', 'p'), { l
 const examples: TraceResult[][][] = []; // [model][example][kind]
 for (const [i, m] of models.entries()) {
   const cs = EXAMPLES.map(([template, subject, alt, object]) => ({ ...altSubjectCorruption(m, template, subject, alt), object }));
-  examples.push(await traceMany(m, cs, { window: windows[i], minGap: MIN_GAP, onProgress: bar(`${m.name}: ${cs.length} prompts`) }));
+  examples.push(await traceMany(m, cs, { window: windows[i], minGap: MIN_GAP, onProgress: progressCallback(`${m.name}: ${cs.length} prompts`) }));
   for (const res of examples[i]) showFigure(traceHeatmaps(res, { cols: res.length, zmax: 1, height: 120 + 26 * res[0].tokens.length }));
 }
 showTable(examples.flatMap((perModel, i) => perModel.map((res) => ({
@@ -129,7 +118,7 @@ const aies: Aie[][] = [];
 const summaries = [];
 for (const [i, m] of models.entries()) {
   const facts = roundRobin(known[i], N_FACTS);
-  const traces = await traceFacts(m, facts, { pool: known[i], seed: SEED, window: windows[i], minGap: MIN_GAP, onProgress: bar(`${m.name}: ${facts.numRows()} facts`) });
+  const traces = await traceFacts(m, facts, { pool: known[i], seed: SEED, window: windows[i], minGap: MIN_GAP, onProgress: progressCallback(`${m.name}: ${facts.numRows()} facts`) });
   aies.push(averageByKind(m, traces));
   summaries.push(traces.summary);
 }
@@ -242,7 +231,7 @@ markdown(`In the paper, both models show an early-middle site at the subject's l
 const [template, subject] = EXAMPLES[0];
 const sigma = subjectEmbeddingStd(mamba, (known[0].array('subject') as string[]));
 const noisy = noiseCorruption(mamba, template, subject, { std: 3 * sigma, samples: 10, seed: 1 });
-const [noiseTrace] = await traceCorruption(mamba, noisy, { kinds: ['residual'], onProgress: bar('noise trace') });
+const [noiseTrace] = await traceCorruption(mamba, noisy, { kinds: ['residual'], onProgress: progressCallback('noise trace') });
 const altTrace = examples[0][0][0];
 showFigure(subplots([
   traceHeatmap(altTrace, { zmax: 1 }), traceHeatmap(noiseTrace, { zmax: 1 }),

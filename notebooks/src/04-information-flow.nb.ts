@@ -29,7 +29,7 @@ import {
   altSubjectPairs, attentionKnockout, convSsmWeights, factPrompts, FactPrompt, knockoutFigure, mambaKnockout, meanActivations,
   meanSe, pathBlockingHooks, pathRestoration, referenceSsmOut, restorationPanels, runVariants, sourcePositions, SourceSet, Table, where, wikitextDocuments,
 } from '../src/methods/information-flow';
-import { markdown, progress, Progress, showFigure, showTable } from '../src/viz';
+import { markdown, progressCallback, showFigure, showTable } from '../src/viz';
 
 const FULL = process.env.FACTLENS_NB_FULL === '1';
 /** Known facts per relation (the paper: up to 150; 768 prompts for the knockout). */
@@ -47,17 +47,6 @@ const WINDOW = 3;
 const RELATIONS = ['country_capital_city', 'person_plays_pro_sport', 'company_hq', 'landmark_in_country', 'person_occupation', 'product_by_company', 'place_in_city'];
 const EOS = '<|endoftext|> '; // romba's knockout prompts start with it
 
-/** A progress bar fed by the library's onProgress(done, total) callbacks. */
-function bar(label: string): (done: number, total: number) => void {
-  let p: Progress | null = null;
-  let seen = 0;
-  return (done, total) => {
-    p ??= progress(total, label);
-    p.tick(done - seen);
-    seen = done;
-    if (done >= total) p.done();
-  };
-}
 const t0 = Date.now();
 const mamba = await Model.load('../data/models/mamba-facts');
 const neox = await Model.load('../data/models/neox-facts');
@@ -153,8 +142,8 @@ markdown(`The retention-only precursor moves p(o) from ${leakP[0].toFixed(3)} to
 
 // %%
 const docs = wikitextDocuments(MEAN_DOCS);
-const meansA = await meanActivations(mamba, docs, { onProgress: bar('mean of a') });
-const knockMean = await mambaKnockout(mamba, factsM, { method: 'mean', means: meansA, window: WINDOW, sets: SETS, onProgress: bar('mean-ablation knockout') });
+const meansA = await meanActivations(mamba, docs, { onProgress: progressCallback('mean of a') });
+const knockMean = await mambaKnockout(mamba, factsM, { method: 'mean', means: meansA, window: WINDOW, sets: SETS, onProgress: progressCallback('mean-ablation knockout') });
 const sumMean = meanSe(knockMean, ['set', 'layer'], 'change');
 showFigure(knockoutFigure(sumMean, { title: `mamba-facts, mean ablation of a (the paper's method), window ${WINDOW}, ${factsM.length} prompts` }));
 
@@ -164,7 +153,7 @@ showFigure(knockoutFigure(sumMean, { title: `mamba-facts, mean ablation of a (th
 // unchanged, and no mean vector is injected).
 
 // %%
-const knockExact = await mambaKnockout(mamba, factsM, { method: 'exact', window: WINDOW, sets: SETS, onProgress: bar('exact-blocking knockout') });
+const knockExact = await mambaKnockout(mamba, factsM, { method: 'exact', window: WINDOW, sets: SETS, onProgress: progressCallback('exact-blocking knockout') });
 const sumExact = meanSe(knockExact, ['set', 'layer'], 'change');
 showFigure(knockoutFigure(sumExact, { title: `mamba-facts, exact path blocking into the last token, window ${WINDOW}, ${factsM.length} prompts` }));
 
@@ -195,7 +184,7 @@ const f2 = (x: unknown) => (x as number).toFixed(2);
 // Exact blocking can do (i) alone: block the subject into every non-subject position (`targets: 'others'`).
 
 // %%
-const knockOthers = await mambaKnockout(mamba, factsM, { method: 'exact', targets: 'others', window: WINDOW, sets: ['subject'], onProgress: bar('exact blocking into every other token') });
+const knockOthers = await mambaKnockout(mamba, factsM, { method: 'exact', targets: 'others', window: WINDOW, sets: ['subject'], onProgress: progressCallback('exact blocking into every other token') });
 const sumOthers = meanSe(knockOthers, ['set', 'layer'], 'change');
 const profOthers = profile(sumOthers, mamba.nLayers);
 const asCurve = (sum: Table, label: string) => where(sum, 'set', 'subject').map((r) => ({ ...r, set: label }));
@@ -221,7 +210,7 @@ markdown(`Early half of the window centres, subject knocked out: mean ablation $
 // `attentionKnockout(model, prompts, { window: 9 })` gives Geva's k = 9 on a full-size model.
 
 // %%
-const knockAttn = await attentionKnockout(neox, factsN, { window: WINDOW, sets: SETS, onProgress: bar('attention knockout') });
+const knockAttn = await attentionKnockout(neox, factsN, { window: WINDOW, sets: SETS, onProgress: progressCallback('attention knockout') });
 const sumAttn = meanSe(knockAttn, ['set', 'layer'], 'change');
 showFigure(knockoutFigure(sumAttn, { title: `neox-facts, attention knockout (last token ↛ sources), window ${WINDOW}, ${factsN.length} prompts` }));
 const profAttn = profile(sumAttn, neox.nLayers);
@@ -250,8 +239,8 @@ async function pairsFor(model: Model) {
 const pairsM = await pairsFor(mamba);
 const pairsN = await pairsFor(neox);
 showTable(pairsM.map((p) => ({ clean: p.clean.prompt, corrupted: p.altPrompt, o: p.clean.answerText, high: p.high, low: p.low })), { title: `mamba-facts: ${pairsM.length} corrupted pairs` });
-const restM = await pathRestoration(mamba, pairsM, { onProgress: bar('Mamba path blocking') });
-const restN = await pathRestoration(neox, pairsN, { onProgress: bar('transformer path blocking') });
+const restM = await pathRestoration(mamba, pairsM, { onProgress: progressCallback('Mamba path blocking') });
+const restN = await pathRestoration(neox, pairsN, { onProgress: progressCallback('transformer path blocking') });
 const sumRestM = meanSe(restM, ['token', 'pin', 'layer'], 'ie');
 const sumRestN = meanSe(restN, ['token', 'pin', 'layer'], 'ie');
 showFigure(restorationPanels(sumRestM, { title: `mamba-facts: restore h_i^ℓ, block s, g or o at i in later layers (${pairsM.length} pairs)` }));

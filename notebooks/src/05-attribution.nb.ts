@@ -21,7 +21,7 @@
 import * as aq from 'arquero';
 import { Model, attribution, causalTracing, knownFacts, loadRelations } from '../src';
 import type { FactPair, PairAttribution, PairExact } from '../src/methods/attribution';
-import { heatmap, markdown, progress, Progress, showFigure, showTable, subplots } from '../src/viz';
+import { heatmap, markdown, progressCallback, showFigure, showTable, subplots } from '../src/viz';
 
 const FULL = process.env.FACTLENS_NB_FULL === '1';
 const QUICK = !FULL && process.env.FACTLENS_NB_QUICK === '1';
@@ -43,16 +43,6 @@ const MAP_KINDS: Record<string, string[]> = {
 const IG_STEPS = 8;
 const TOP_K = 10;
 
-function bar(label: string): (done: number, total: number) => void {
-  let p: Progress | null = null;
-  let seen = 0;
-  return (done, total) => {
-    if (!p) p = progress(total, label);
-    p.tick(done - seen);
-    seen = done;
-    if (done >= total) p.done();
-  };
-}
 const t0 = Date.now();
 const mamba = await Model.load(MODELS.mamba);
 const pythia = await Model.load(MODELS.pythia);
@@ -90,7 +80,7 @@ for (const [i, m] of models.entries()) {
   const metric = attribution.probMetric(pairs[i].map((p) => p.answer));
   const kinds = [...new Set([...kindsFor(m), ...MAP_KINDS[m.arch]])];
   let t = Date.now();
-  exact.push(await attribution.exactPatching(m, pairs[i], metric, { kinds, onProgress: bar(`${m.name}: exact patching`) }));
+  exact.push(await attribution.exactPatching(m, pairs[i], metric, { kinds, onProgress: progressCallback(`${m.name}: exact patching`) }));
   const s: Record<string, number> = { exact: (Date.now() - t) / 1000 };
   const byMethod: Record<string, PairAttribution[]> = {};
   for (const method of ['atp', 'atp*', 'ig'] as const) {

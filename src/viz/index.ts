@@ -14,7 +14,7 @@ export { showFigure, figureHtml, plotlyScript } from './show';
 export { showTable, tableHtml, tableText } from './table';
 export type { TableOptions } from './table';
 export { markdown } from './markdown';
-export { progress, track } from './progress';
+export { progress, progressCallback, track } from './progress';
 export type { Progress } from './progress';
 export { inTslab } from './tslab';
 export { FactlensError } from '../errors';

@@ -70,3 +70,18 @@ export function* track<T>(items: readonly T[], label = ''): Generator<T> {
     bar.done();
   }
 }
+
+/**
+ * A progress bar fed by the library's `onProgress(done, total)` callbacks: opened at the first call (when the
+ * total is known), advanced by the difference, closed when `done` reaches `total`.
+ */
+export function progressCallback(label = ''): (done: number, total: number) => void {
+  let bar: Progress | null = null;
+  let seen = 0;
+  return (done, total) => {
+    if (!bar) bar = progress(total, label);
+    bar.tick(done - seen);
+    seen = done;
+    if (done >= total) bar.done();
+  };
+}
