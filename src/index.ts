@@ -62,4 +62,5 @@ export * as memit from './methods/memit';
 export * as lre from './methods/lre';
 export * as informationFlow from './methods/information-flow';
 export * as viz from './viz';
+export * as stats from './stats';
 export * as attribution from './methods/attribution';
