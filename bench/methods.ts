@@ -3,9 +3,11 @@
  *
  * Method-level bench (issue #20): the experiment a researcher waits for, ours against the same work in
  * PyTorch + transformers (bench/torch_methods.py, hooks batched over cells) in one run on this machine.
- * Today: the single-prompt causal-tracing map, every kind of the architecture, one 11-token prompt pair
- * ("The Space Needle is located in the city of" vs "The Eiffel Tower ...", random ids on the
- * random-weight shapes). Each side runs once to warm up and once timed; the maps must agree (max |Δp|).
+ * Methods: the single-prompt causal-tracing map (every kind of the architecture, one 11-token prompt
+ * pair, "The Space Needle is located in the city of" vs "The Eiffel Tower ...", random ids on the
+ * random-weight shapes), and one prompt's LRE Jacobian set (∂z/∂h at every layer). Each side runs once
+ * to warm up and once timed; the results must agree (max |Δ|). Not yet here: a ROME edit and a
+ * knockout sweep (no PyTorch counterpart written yet).
  * Appends `{ kind: 'method', method, model, ms, torchMs, maxAbsDiff }` rows to .cache/bench-last.json.
  */
 import fs from 'fs';
@@ -20,25 +22,29 @@ import { torchEnv } from './torch';
 const args = process.argv.slice(2);
 const NAMES = arg('--models', 'mamba-facts,neox-facts,mamba-130m,pythia-160m').split(',');
 const JSON_OUT = args.includes('--json');
+const METHODS = ['causal-trace', 'lre-jacobian'] as const;
 /** #20's targets for the single-prompt map, ms: the demo models, the 130m/160m shapes. */
 const MAP_TARGET_MS: Record<string, number> = { 'mamba-facts': 1000, 'neox-facts': 1000, 'mamba-130m': 10_000, 'pythia-160m': 10_000 };
 
 export interface MethodRow {
   kind: 'method';
-  method: 'causal-trace';
+  method: (typeof METHODS)[number];
   model: string;
   ms: number;
   torchMs: number | null;
   maxAbsDiff: number | null;
-  cells: number;
+  /** What was computed, in words. */
+  work: string;
   targetMs?: number;
   note?: string;
 }
 
+type Log = (s: string) => void;
+type Torch = Awaited<ReturnType<typeof torchEnv>>;
+
 async function main(): Promise<void> {
-  const log = (s: string) => (JSON_OUT ? undefined : console.error(s));
+  const log: Log = (s: string) => (JSON_OUT ? undefined : console.error(s));
   const { Model } = await import('../src/runtime/model');
-  const ct = await import('../src/methods/causal-tracing');
   const torch = await torchEnv(log);
   log(`method bench: ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}; ${torch.note}`);
   const rows: MethodRow[] = [];
@@ -47,45 +53,103 @@ async function main(): Promise<void> {
     if (!spec) throw new Error(`--models: unknown bench model ${JSON.stringify(name)} (known: ${MODELS.map((m) => m.name).join(', ')})`);
     const dir = checkpointDir(spec, log);
     const model = await Model.load(dir);
-    const corruption = model.tokenizer
-      ? ct.altSubjectCorruption(model, '{} is located in the city of', 'The Space Needle', 'The Eiffel Tower')
-      : randomPair(model.config.vocabSize);
-    const window = ct.scaledWindow(model.arch, model.nLayers);
-    const kinds = ct.traceKinds(model.arch);
-    const layers = [...Array(model.nLayers).keys()];
-    const trace = () => ct.traceCorruption(model, corruption, { kinds, window });
-    await trace(); // warm-up: session compile
-    const t0 = performance.now();
-    const ours = await trace();
-    const ms = performance.now() - t0;
-    const T = corruption.clean.length;
-    const cells = kinds.length * T * layers.length;
-    let torchMs: number | null = null;
-    let maxAbsDiff: number | null = null;
-    let note: string | undefined;
-    if (torch.python) {
-      const job = {
-        clean: corruption.clean, corrupt: [corruption.runs[0].ids], answer: ours[0].answerId, chunk: 64,
-        kinds: Object.fromEntries(kinds.map((k) => [k, layers.map((l) => ct.restoredLayers(ct.kindInfo(model.arch, k), l, window, model.nLayers))])),
-      };
-      const res = await run(torch.python, [path.join(__dirname, 'torch_methods.py'), dir], { input: JSON.stringify(job), timeoutMs: 30 * 60_000 });
-      try {
-        const out = lastJson<{ ms: number[]; p: Record<string, number[][]> }>(res, 'torch_methods.py');
-        torchMs = out.ms[out.ms.length - 1];
-        maxAbsDiff = 0;
-        for (const r of ours) r.p.forEach((row, t) => row.forEach((p, c) => (maxAbsDiff = Math.max(maxAbsDiff!, Math.abs(p - out.p[r.kind][t][c])))));
-      } catch (e) {
-        note = (e as Error).message;
-      }
+    for (const method of METHODS) {
+      const row = await (method === 'causal-trace' ? causalTraceRow : lreJacobianRow)(model, name, dir, torch);
+      rows.push(row);
+      log(`${name}: ${method} (${row.work}): ours ${row.ms.toFixed(0)} ms` +
+        (row.torchMs !== null ? `, torch ${row.torchMs.toFixed(0)} ms, ratio ${(row.torchMs / row.ms).toFixed(2)}×, max |Δ| ${row.maxAbsDiff!.toExponential(1)}` : `, no torch (${row.note ?? torch.note})`) +
+        (row.targetMs ? `; target ≤ ${row.targetMs} ms: ${row.ms <= row.targetMs ? 'met' : 'missed'}` : ''));
     }
-    const row: MethodRow = { kind: 'method', method: 'causal-trace', model: name, ms, torchMs, maxAbsDiff, cells, targetMs: MAP_TARGET_MS[name], ...(note ? { note } : {}) };
-    rows.push(row);
-    log(`${name}: causal-trace map (${kinds.join('/')}, ${T} tokens, window ${window}, ${cells} cells): ours ${ms.toFixed(0)} ms` +
-      (torchMs !== null ? `, torch ${torchMs.toFixed(0)} ms, ratio ${(torchMs / ms).toFixed(2)}×, max |Δp| ${maxAbsDiff!.toExponential(1)}` : `, no torch (${note ?? torch.note})`) +
-      (row.targetMs ? `; target ≤ ${row.targetMs} ms: ${ms <= row.targetMs ? 'met' : 'missed'}` : ''));
   }
   saveRows(rows);
   if (JSON_OUT) console.log(JSON.stringify(rows));
+}
+
+/** Warm-up once (session compile), then one timed run. */
+async function timed<T>(f: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  await f();
+  const t0 = performance.now();
+  const value = await f();
+  return { value, ms: performance.now() - t0 };
+}
+
+/** The PyTorch side of one method, or the reason it did not run. */
+async function torchSide<T>(torch: Torch, method: string, dir: string, job: unknown): Promise<{ ms: number; out: T } | { note: string }> {
+  if (!torch.python) return { note: torch.note };
+  const res = await run(torch.python, [path.join(__dirname, 'torch_methods.py'), method, dir], { input: JSON.stringify(job), timeoutMs: 30 * 60_000 });
+  try {
+    const out = lastJson<{ ms: number[] } & T>(res, `torch_methods.py ${method}`);
+    return { ms: out.ms[out.ms.length - 1], out };
+  } catch (e) {
+    return { note: (e as Error).message };
+  }
+}
+
+type Model = InstanceType<typeof import('../src/runtime/model').Model>;
+
+/** The single-prompt map: every kind, every (position, layer) cell, one prompt pair. */
+async function causalTraceRow(model: Model, name: string, dir: string, torch: Torch): Promise<MethodRow> {
+  const ct = await import('../src/methods/causal-tracing');
+  const corruption = model.tokenizer
+    ? ct.altSubjectCorruption(model, '{} is located in the city of', 'The Space Needle', 'The Eiffel Tower')
+    : randomPair(model.config.vocabSize);
+  const window = ct.scaledWindow(model.arch, model.nLayers);
+  const kinds = ct.traceKinds(model.arch);
+  const layers = [...Array(model.nLayers).keys()];
+  const { value: ours, ms } = await timed(() => ct.traceCorruption(model, corruption, { kinds, window }));
+  const T = corruption.clean.length;
+  const cells = kinds.length * T * layers.length;
+  const job = {
+    clean: corruption.clean, corrupt: [corruption.runs[0].ids], answer: ours[0].answerId, chunk: 64,
+    kinds: Object.fromEntries(kinds.map((k) => [k, layers.map((l) => ct.restoredLayers(ct.kindInfo(model.arch, k), l, window, model.nLayers))])),
+  };
+  const side = await torchSide<{ p: Record<string, number[][]> }>(torch, 'causal-trace', dir, job);
+  let maxAbsDiff: number | null = null;
+  if ('out' in side) {
+    let d = 0;
+    for (const r of ours) r.p.forEach((row, t) => row.forEach((p, c) => (d = Math.max(d, Math.abs(p - side.out.p[r.kind][t][c])))));
+    maxAbsDiff = d;
+  }
+  return {
+    kind: 'method', method: 'causal-trace', model: name, ms, torchMs: 'ms' in side ? side.ms : null, maxAbsDiff, targetMs: MAP_TARGET_MS[name],
+    work: `${kinds.join('/')}, ${T} tokens, window ${window}, ${cells} cells`, ...('note' in side ? { note: side.note } : {}),
+  };
+}
+
+/** One prompt's LRE Jacobian set: J_k = ∂z/∂h_k for every stream k below z's (a whole layer sweep). */
+async function lreJacobianRow(model: Model, name: string, dir: string, torch: Torch): Promise<MethodRow> {
+  const lre = await import('../src/methods/lre');
+  const prompt = model.tokenizer
+    ? lre.subjectPrompt(model, 'The Space Needle is located in the city of', 'The Space Needle')
+    : { text: '', subject: '', ids: randomPair(model.config.vocabSize).clean, subjectLast: 3 };
+  const e = lre.zStream(model);
+  const ks = [...Array(e).keys()];
+  const D = model.config.dModel;
+  const { value: ours, ms } = await timed(async () => {
+    const [encoded] = await lre.encodePrompts(model, [prompt]);
+    return lre.streamJacobians(model, encoded, ks, e);
+  });
+  const side = await torchSide<{ J: Record<string, { rows: number[]; values: number[][]; frobenius: number }> }>(torch, 'lre-jacobian', dir, { ids: prompt.ids, subjectLast: prompt.subjectLast, ks, e });
+  let maxAbsDiff: number | null = null;
+  let note: string | undefined = 'note' in side ? side.note : undefined;
+  if ('out' in side) {
+    let d = 0;
+    let frob = 0;
+    for (const k of ks) {
+      const J = ours.get(k)!; // [D,D] row-major
+      const ref = side.out.J[String(k)];
+      ref.rows.forEach((i, r) => ref.values[r].forEach((v, j) => (d = Math.max(d, Math.abs(J[i * D + j] - v)))));
+      let ss = 0;
+      for (const v of J) ss += v * v;
+      frob = Math.max(frob, Math.abs(Math.sqrt(ss) - ref.frobenius) / Math.max(ref.frobenius, 1e-30));
+    }
+    maxAbsDiff = d;
+    note = `max |Δ| over ${side.out.J[String(ks[0])].rows.length} sampled rows of each J; ‖J‖_F relative difference ≤ ${frob.toExponential(1)}`;
+  }
+  return {
+    kind: 'method', method: 'lre-jacobian', model: name, ms, torchMs: 'ms' in side ? side.ms : null, maxAbsDiff,
+    work: `${ks.length} Jacobians [${D}×${D}], ${prompt.ids.length} tokens`, ...(note ? { note } : {}),
+  };
 }
 
 /** An 11-token pair for checkpoints without a tokenizer: the subject (tokens 1..3) swapped for other ids. */

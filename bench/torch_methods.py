@@ -1,15 +1,24 @@
 """The PyTorch side of the method-level bench (bench/methods.ts; never used by the library or its tests).
 
-A causal-tracing map of one prompt pair, every kind, done as a careful PyTorch + transformers user would:
+Two experiments, each done as a careful PyTorch + transformers user would.
+
+Causal tracing: the map of one prompt pair, every kind:
 forward hooks on the Hugging Face modules for the states that are module outputs (the residual stream,
 GPT-NeoX's attention and MLP outputs, Mamba's out_proj), and for Mamba's s and g (no module outputs them)
 the mixer's forward replaced by the same computation with those two tensors exposed, as romba does.
 Cells are batched: every cell of one kind is a row of one batch (chunked), each row restoring its own
 position at its own layers from the clean run.
 
-    python torch_methods.py DIR < {"clean": [ids], "corrupt": [ids], "answer": id,
-                                   "kinds": {kind: [[restored layers of centre 0], ...]}, "chunk": rows}
-prints one JSON line: {"torch", "transformers", "ms": [warm-up, timed], "p": {kind: [[p per centre] per position]}}.
+
+LRE Jacobians: J_k = ∂(stream e at the last token)/∂(stream k at the subject's last token) for several k
+(stream k = the residual entering layer k), from one forward with the streams captured by pre-hooks and
+D cotangents pushed back at once with torch.autograd.grad(..., is_grads_batched=True).
+
+    python torch_methods.py causal-trace DIR < {"clean": [ids], "corrupt": [[ids]], "answer": id,
+                                                "kinds": {kind: [[restored layers of centre 0], ...]}, "chunk": rows}
+    python torch_methods.py lre-jacobian DIR < {"ids": [ids], "subjectLast": t, "ks": [k...], "e": e}
+print one JSON line: {"torch", "transformers", "ms": [warm-up, timed], "p": {kind: [[p per centre] per position]}}
+or {..., "J": {k: {"rows": sampled row indices, "values": those rows of J_k, "frobenius": ‖J_k‖_F}}}.
 """
 import json
 import sys
@@ -116,20 +125,58 @@ def trace_map(model, job):
     return out
 
 
+def layers_of(model):
+    return model.backbone.layers if hasattr(model, "backbone") else model.gpt_neox.layers
+
+
+def lre_jacobians(model, job):
+    """{k: J_k [D, D] row-major} for one prompt."""
+    ids = torch.tensor([job["ids"]])
+    layers = layers_of(model)
+    L, e, at = len(layers), job["e"], job["subjectLast"]
+    streams = {}
+    def capture(k):
+        def hook(_module, args, kwargs):
+            streams[k] = args[0] if args else kwargs["hidden_states"]
+        return hook
+
+    handles = [layers[k].register_forward_pre_hook(capture(k), with_kwargs=True) for k in range(L)]
+    if e == L:
+        handles.append(layers[L - 1].register_forward_hook(lambda _m, _a, out: streams.__setitem__(L, out[0] if isinstance(out, tuple) else out)))
+    embeds = model.get_input_embeddings()(ids).detach().requires_grad_()  # [1, T, D]: the graph's leaf
+    model(inputs_embeds=embeds)
+    for h in handles:
+        h.remove()
+    z = streams[e][0, -1]  # [D]
+    D = z.shape[0]
+    ks = [k for k in job["ks"] if k < e]
+    grads = torch.autograd.grad(z, [streams[k] for k in ks], grad_outputs=torch.eye(D), is_grads_batched=True)  # each [D, 1, T, D]
+    rows = list(range(0, D, max(1, D // 32)))  # a sample of J's rows keeps the JSON small at D = 768
+    return {str(k): {"rows": rows, "values": g[rows, 0, at].tolist(), "frobenius": g[:, 0, at].norm().item()} for k, g in zip(ks, grads)}
+
+
 def main() -> None:
-    directory = sys.argv[1]
+    method, directory = sys.argv[1], sys.argv[2]
     job = json.load(sys.stdin)
     torch.set_num_threads(2)
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
     model.eval()
-    instrument(model)
     ms = []
-    with torch.inference_mode():
-        for _ in range(2):  # warm-up, then the timed run
+    if method == "causal-trace":
+        instrument(model)
+        with torch.inference_mode():
+            for _ in range(2):  # warm-up, then the timed run
+                t0 = time.perf_counter()
+                result = {"p": trace_map(model, job)}
+                ms.append((time.perf_counter() - t0) * 1000)
+    elif method == "lre-jacobian":
+        for _ in range(2):
             t0 = time.perf_counter()
-            p = trace_map(model, job)
+            result = {"J": lre_jacobians(model, job)}
             ms.append((time.perf_counter() - t0) * 1000)
-    print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__, "ms": ms, "p": p}))
+    else:
+        raise SystemExit(f"unknown method {method!r}")
+    print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__, "ms": ms, **result}))
 
 
 if __name__ == "__main__":
