@@ -12,7 +12,7 @@ import { resolveHook } from './hooks';
 import { emptyPlan, precompile, runStage, StageHook, StagePlan } from './run-stage';
 import type { Model } from './model';
 import type { Tape } from './tape';
-import { rotaryTables } from '../models/gptneox';
+import { rotaryTables } from '../models/rotary';
 import { runLayerInChunks, StatePatch } from './state-patch';
 import { layerStackStage } from './layer-stack';
 import { stageLayout } from './stage';

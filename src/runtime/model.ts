@@ -12,7 +12,6 @@ import { asStoredValues, rememberSource, saveCheckpoint, SaveReport, sourceOf } 
 import { embeddingName, expectedWeights, isStoredTransposed, unembeddingName } from '../io/weights';
 import { mambaHeadStage, mambaLayerStage } from '../models/mamba';
 import { nativeAddon } from '../graph/native-addon';
-import { neoxHeadStage, neoxLayerStage } from '../models/gptneox';
 import { transformerHeadStage, transformerLayerStage } from '../models/transformer';
 import { TRANSFORMER_ADAPTERS } from '../models/transformer-adapters';
 import { mamba2LayerStage } from '../models/mamba2';
@@ -59,9 +58,6 @@ export class Model {
     } else if (config.arch === 'mamba2') {
       this.layerStage = mamba2LayerStage(config, nativeScan);
       this.headStage = mambaHeadStage(config);
-    } else if (config.arch === 'gpt_neox') {
-      this.layerStage = neoxLayerStage(config);
-      this.headStage = neoxHeadStage(config);
     } else {
       this.layerStage = transformerLayerStage(config);
       this.headStage = transformerHeadStage(config);
