@@ -51,12 +51,10 @@ export function parseOriginalMamba(f: ConfigFields): MambaConfig {
   const layer = ssm.string('layer', 'Mamba1');
   if (layer !== 'Mamba1') ssm.fail('layer', `is ${show(layer)}; supported: Mamba1, Mamba2`);
   checkPureMamba(f);
-  const vocab = f.positiveInt('vocab_size');
-  const multiple = f.positiveInt('pad_vocab_size_multiple', 8);
   const expand = ssm.positiveNumber('expand', 2);
   return {
     arch: 'mamba',
-    vocabSize: Math.ceil(vocab / multiple) * multiple,
+    vocabSize: paddedVocab(f),
     dModel,
     nLayer: f.positiveInt('n_layer'),
     dInner: Math.floor(expand * dModel),
@@ -71,6 +69,12 @@ export function parseOriginalMamba(f: ConfigFields): MambaConfig {
     eosTokenId: 0,
     padTokenId: 0,
   };
+}
+
+/** The embedding's rows: vocab_size rounded up to pad_vocab_size_multiple, as MambaLMHeadModel pads it. */
+export function paddedVocab(f: ConfigFields): number {
+  const multiple = f.positiveInt('pad_vocab_size_multiple', 8);
+  return Math.ceil(f.positiveInt('vocab_size') / multiple) * multiple;
 }
 
 /** mamba_ssm's MambaConfig fields that would add blocks our graphs lack: LayerNorm blocks, MLPs, attention layers. */

@@ -5,7 +5,7 @@
  * (mamba_ssm's MambaConfig with `ssm_cfg: {"layer": "Mamba2", …}`), with the Mamba2 block's defaults.
  */
 import { ConfigFields, show } from './config-fields';
-import { checkPureMamba } from './config-mamba';
+import { checkPureMamba, paddedVocab } from './config-mamba';
 import { Mamba2Config } from './config-types';
 
 export function parseHfMamba2(f: ConfigFields): Mamba2Config {
@@ -77,11 +77,9 @@ export function parseOriginalMamba2(f: ConfigFields): Mamba2Config {
   if (ssm.raw('d_ssm') !== undefined && ssm.raw('d_ssm') !== null) ssm.fail('d_ssm', 'is set (a gated MLP beside the SSM); not supported');
   const eps = f.positiveNumber('norm_epsilon', 1e-5);
   if (eps !== 1e-5) f.fail('norm_epsilon', `(${eps}) must be 1e-5, the epsilon mamba_ssm's gated norm always uses`);
-  const vocab = f.positiveInt('vocab_size');
-  const multiple = f.positiveInt('pad_vocab_size_multiple', 8);
   return {
     arch: 'mamba2',
-    vocabSize: Math.ceil(vocab / multiple) * multiple,
+    vocabSize: paddedVocab(f),
     dModel,
     nLayer: f.positiveInt('n_layer'),
     dInner,
