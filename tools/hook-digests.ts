@@ -2,8 +2,8 @@
  * sha256 of every hook activation and of the logits of a checkpoint, for two prompts (B = 2, padded),
  * so a refactor of a graph can show that its numbers did not move: run before and after, diff the files.
  *   npx tsx tools/hook-digests.ts MODEL_DIR OUT.json [DUMP_DIR]
- * DUMP_DIR (optional) also receives each activation as raw float32 bytes, to measure max |Δ| when two
- * digests differ (tools/hook-digests-diff.ts).
+ * DUMP_DIR (optional) also receives each activation as raw float32 bytes (NAME.f32), from which max |Δ|
+ * can be measured where two digests differ.
  */
 import { createHash } from 'crypto';
 import fs from 'fs';
