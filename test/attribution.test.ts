@@ -3,7 +3,8 @@
  * metric along (a_source − a_base) at its cell (central finite differences through the engine's
  * forward), and the dot product of a_source − a_base with gradients taken one hook at a time on one
  * pair; both directions; per-unit estimates sum to the cell; batching changes nothing; AtP*'s
- * query/key correction equals the pattern change of a real patched forward.
+ * query/key correction equals the pattern change of a real patched forward. On Mamba-1, GPT-NeoX, GPT-2,
+ * Llama (GQA) and Mamba-2.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import path from 'path';
@@ -14,9 +15,10 @@ import * as attribution from '../src/methods/attribution';
 import type { PromptPair } from '../src/methods/attribution';
 
 const FIX = path.join(__dirname, 'fixtures');
-const clean = [191, 80, 91, 337, 439, 269, 332, 17, 250];
-const corrupt = [191, 80, 11, 402, 439, 269, 332, 17, 250];
-const shortPair: PromptPair = { clean: [5, 300, 12, 99, 41], corrupt: [5, 301, 77, 99, 41] };
+const cleanIds = [191, 80, 91, 337, 439, 269, 332, 17, 250];
+const corruptIds = [191, 80, 11, 402, 439, 269, 332, 17, 250];
+const shortIds = { clean: [5, 300, 12, 99, 41], corrupt: [5, 301, 77, 99, 41] };
+const [clean, corrupt] = [cleanIds, corruptIds]; // for the NeoX-only tests below
 const answer = 42;
 
 /** Position axis: 2 for [B,H,T,X] hooks. */
@@ -51,8 +53,16 @@ describe('attribution metrics', () => {
 for (const [fixture, cells] of [
   ['tiny-mamba', [['mixer.x', 1, 3], ['mixer.dt', 2, 2], ['mixer.B', 0, 3], ['mixer.ssm_out', 1, 4], ['mixer.gate', 3, 8], ['resid_pre', 2, 2], ['mixer.out', 0, 2]]],
   ['tiny-neox', [['attn.q', 1, 5], ['attn.k', 2, 3], ['attn.v', 0, 2], ['attn.pattern', 1, 8], ['mlp.key', 2, 3], ['mlp.out', 1, 2], ['resid_post', 0, 3]]],
+  ['tiny-gpt2', [['attn.q', 1, 5], ['attn.k', 2, 3], ['attn.v', 0, 2], ['attn.pattern', 1, 8], ['mlp.key', 2, 3], ['mlp.out', 1, 2], ['resid_post', 0, 3]]],
+  // GQA 4:2: k and v have 2 heads
+  ['tiny-llama', [['attn.q', 1, 5], ['attn.k', 2, 3], ['attn.v', 0, 2], ['attn.pattern', 1, 8], ['mlp.pre_linear', 2, 3], ['mlp.key', 3, 4], ['resid_mid', 1, 2]]],
+  ['tiny-mamba2', [['mixer.x', 1, 3], ['mixer.dt', 2, 2], ['mixer.conv', 0, 4], ['mixer.ssm_out', 1, 4], ['mixer.gate', 0, 3], ['mixer.out_proj_in', 1, 2], ['resid_pre', 1, 5]]],
 ] as const) {
   describe(`attribution patching on ${fixture}`, () => {
+    // tiny-mamba2's vocabulary has 256 tokens
+    const fit = (ids: number[]) => ids.map((t) => (fixture === 'tiny-mamba2' ? t % 256 : t));
+    const [clean, corrupt] = [fit(cleanIds), fit(corruptIds)];
+    const shortPair: PromptPair = { clean: fit(shortIds.clean), corrupt: fit(shortIds.corrupt) };
     let model: Model;
     beforeAll(async () => {
       model = await Model.load(path.join(FIX, fixture));
@@ -98,7 +108,7 @@ for (const [fixture, cells] of [
       let nonzero = 0;
       for (const k of kinds) {
         const m = res.kinds[k.kind];
-        expect(m.units).toBe(k.unit === 'head' ? model.neoxConfig.nHead : m.units);
+        expect(m.units).toBe(k.unit === 'head' ? model.headsAt(k.kind) : m.units); // key/value heads at attn.k/v under GQA
         m.perUnit!.forEach((u, li) => m.estimate[li].forEach((cell, t) => {
           const sum = u.subarray(t * m.units, (t + 1) * m.units).reduce((s, x) => s + x, 0);
           expect(Math.abs(sum - cell), `${k.kind} layer ${li} position ${t}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(cell)));
@@ -110,7 +120,7 @@ for (const [fixture, cells] of [
 
     it('a batch of pairs of different lengths equals one pair at a time', async () => {
       const pairs = [{ clean, corrupt }, shortPair, { clean: corrupt, corrupt: clean }];
-      const metric = attribution.logitDiffMetric([answer, 7, 300], [3, answer, 9]);
+      const metric = attribution.logitDiffMetric(fit([answer, 7, 300]), fit([3, answer, 9]));
       const kinds = cells.map((c) => c[0]);
       const together = await attribution.attributionPatching(model, pairs, metric, { kinds, batchSize: 3 });
       const alone = await attribution.attributionPatching(model, pairs, metric, { kinds, batchSize: 1 });
@@ -139,12 +149,16 @@ for (const [fixture, cells] of [
         const [r] = await attribution.attributionPatching(model, [{ clean, corrupt }], metric, { ...opts, method, steps });
         return Math.abs(r.kinds.resid_pre.estimate[0].reduce((s, x) => s + x, 0) - (r.source - r.base));
       };
-      const atp = await errorWith('atp', 1);
-      const ig4 = await errorWith('ig', 4);
-      const ig16 = await errorWith('ig', 16);
-      expect(ig4).toBeLessThan(atp);
-      expect(ig16).toBeLessThan(ig4);
-      expect(ig16).toBeLessThan(0.1 * atp);
+      // Llama and Mamba-2 converge more slowly on these pairs: one more refinement before the 10× check.
+      const steps = fixture === 'tiny-llama' || fixture === 'tiny-mamba2' ? [4, 16, 64] : [4, 16];
+      let last = await errorWith('atp', 1);
+      const atp = last;
+      for (const n of steps) {
+        const ig = await errorWith('ig', n);
+        expect(ig, `${n} steps`).toBeLessThan(last);
+        last = ig;
+      }
+      expect(last).toBeLessThan(0.1 * atp);
     });
 
     it('bad input fails with a message naming the argument', async () => {

@@ -1,6 +1,6 @@
 /**
  * The hook registry is complete, per architecture: every hook point a model declares (MAMBA_HOOKS,
- * NEOX_HOOKS, TRANSFORMER_HOOKS for each adapter-table fixture) is produced by its graphs with the declared shape, and every point the graphs produce
+ * NEOX_HOOKS and TRANSFORMER_HOOKS for each adapter-table fixture) is produced by its graphs with the declared shape, and every point the graphs produce
  * is declared. Plus the deprecated alias `hook_ssm_out` (o, not s): it still resolves, and warns once.
  */
 import path from 'path';
@@ -9,7 +9,7 @@ import { Model } from '../src/runtime/model';
 import { stageLayout, StageDef } from '../src/runtime/stage';
 import { allHookNames, hookDocs, resolveHook } from '../src/runtime/hooks';
 import { mambaLayerStage } from '../src/models/mamba';
-import { neoxLayerStage } from '../src/models/gptneox';
+import { transformerLayerStage } from '../src/models/transformer';
 import { mamba2LayerStage, mamba2ShapeLetters } from '../src/models/mamba2';
 
 const FIX = path.join(__dirname, 'fixtures');
@@ -45,7 +45,7 @@ for (const fixture of ['tiny-mamba', 'tiny-falcon-mamba', 'tiny-mamba2', 'tiny-n
         : c.arch === 'mamba2'
           ? { B: 2, T, P: T, D: c.dModel, V: c.vocabSize, ...mamba2ShapeLetters(c) }
           : c.arch === 'gpt_neox'
-            ? { B: 2, T, P: T, D: c.dModel, H: c.nHead, Dh: c.headDim, F: c.dFF, V: c.vocabSize }
+            ? { B: 2, T, P: T, D: c.dModel, H: c.nHead, Hkv: c.nHead, Dh: c.headDim, HDh: c.dModel, F: c.dFF, V: c.vocabSize }
             : { B: 2, T, P: T, D: c.dModel, H: c.nHead, Hkv: c.nKvHeads, Dh: c.headDim, HDh: c.nHead * c.headDim, F: c.dFF, V: c.vocabSize };
       for (const d of docs) {
         const names = d.perLayer ? Array.from({ length: model.nLayers }, (_, l) => `layers.${l}.${d.local}`) : [d.local];
@@ -59,7 +59,7 @@ describe('hook registry: configurations a fixture does not have', () => {
   it('sequential-residual GPT-NeoX creates resid_mid, parallel does not; the native and ONNX Mamba scans create the same points', async () => {
     const neox = await Model.load(path.join(FIX, 'tiny-neox'));
     const layerPoints = (parallel: boolean) => hookDocs('gpt_neox', parallel).filter((d) => d.perLayer).map((d) => d.local);
-    const sequential = neoxLayerStage({ ...neox.neoxConfig, parallelResidual: false });
+    const sequential = transformerLayerStage({ ...neox.neoxConfig, parallelResidual: false });
     expect(new Set(created(sequential))).toEqual(new Set(layerPoints(false)));
     expect(created(sequential)).toContain('resid_mid');
     expect(created(neox.layerStage)).not.toContain('resid_mid');

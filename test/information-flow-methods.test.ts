@@ -10,6 +10,7 @@ import { layerWindow } from '../src/runtime/interventions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import path from 'path';
 import { Model } from '../src/runtime/model';
+import { ssmLayout } from '../src/models/ssm';
 import { interventionHooks, InterventionSpec } from '../src/runtime/interventions';
 import { ActivationCache } from '../src/runtime/cache';
 import type { HookFn } from '../src/runtime/forward';
@@ -21,8 +22,9 @@ import {
 import { FactlensError } from '../src/errors';
 
 const FIX = path.join(__dirname, 'fixtures');
-const A = [161, 71, 338, 280, 109, 92, 176, 253, 17, 400]; // subject [1,4)
-const Bids = [5, 301, 77, 42, 129, 11, 8, 230]; // subject [2,3)
+const A1 = [161, 71, 338, 280, 109, 92, 176, 253, 17, 400]; // subject [1,4)
+const B1 = [5, 301, 77, 42, 129, 11, 8, 230]; // subject [2,3)
+const [A, Bids] = [A1, B1];
 
 let mamba: Model;
 let neox: Model;
@@ -96,16 +98,23 @@ describe('mean activations', () => {
   });
 });
 
-describe('Mamba knockout', () => {
+for (const fixture of ['tiny-mamba', 'tiny-mamba2']) describe(`Mamba knockout on ${fixture}`, () => {
+  let mamba: Model;
+  // tiny-mamba2's vocabulary has 256 tokens
+  const [A, Bids] = [A1, B1].map((ids) => ids.map((t) => (fixture === 'tiny-mamba2' ? t % 256 : t)));
+  beforeAll(async () => {
+    mamba = await Model.load(path.join(FIX, fixture));
+  });
+
   it("'mean' equals a direct run: mean at the sources, clean a at other non-final positions, in the window", async () => {
     const { id, p } = await top(mamba, A);
-    const E = mamba.mambaConfig.dInner;
+    const E = ssmLayout(mamba.config)!.dInner;
     const means = await meanActivations(mamba, [Bids, A.slice(3)]);
     const tab = await mambaKnockout(mamba, [fact(mamba, A, [1, 4], id, p)], { method: 'mean', means, window: 2, centers: [0, 2], sets: ['subject', 'prompt_last'] });
-    const clean = await mamba.runWithCache([A], [...Array(4).keys()].map((l) => `layers.${l}.mixer.x`), { logits: 'none' });
+    const clean = await mamba.runWithCache([A], [...Array(mamba.nLayers).keys()].map((l) => `layers.${l}.mixer.x`), { logits: 'none' });
     const caches = { clean: clean.cache as ActivationCache };
     for (const row of tab.objects() as Array<{ set: 'subject' | 'prompt_last'; layer: number; p: number; change: number }>) {
-      const layers = layerWindow(row.layer, 2, 4);
+      const layers = layerWindow(row.layer, 2, mamba.nLayers);
       const src = sourcePositions(row.set, [1, 4], A.length);
       const other = [...Array(A.length - 1).keys()].filter((t) => !src.includes(t));
       const specs: InterventionSpec[] = layers.flatMap((l) => [
@@ -122,10 +131,10 @@ describe('Mamba knockout', () => {
     const fa = await top(mamba, A);
     const fb = await top(mamba, Bids);
     const tab = await mambaKnockout(mamba, [fact(mamba, A, [1, 4], fa.id, fa.p), fact(mamba, Bids, [2, 3], fb.id, fb.p)], { method: 'exact', window: 2, sets: ['subject', 'non_subject'] });
-    expect(tab.numRows()).toBe(2 * 2 * 4);
+    expect(tab.numRows()).toBe(2 * 2 * mamba.nLayers);
     for (const row of tab.objects() as Array<{ prompt: number; set: 'subject' | 'non_subject'; layer: number; p: number }>) {
       const [ids, subj, f] = row.prompt === 0 ? [A, [1, 4] as [number, number], fa] : [Bids, [2, 3] as [number, number], fb];
-      const hooks = pathBlockingHooks(mamba, [{ layers: layerWindow(row.layer, 2, 4), targets: 'last', sources: sourcePositions(row.set, subj, ids.length) }]);
+      const hooks = pathBlockingHooks(mamba, [{ layers: layerWindow(row.layer, 2, mamba.nLayers), targets: 'last', sources: sourcePositions(row.set, subj, ids.length) }]);
       expect(row.p).toBeCloseTo(await pDirect(mamba, ids, f.id, hooks), 6);
     }
   });
@@ -134,7 +143,7 @@ describe('Mamba knockout', () => {
     const f = await top(mamba, A);
     const tab = await mambaKnockout(mamba, [fact(mamba, A, [1, 4], f.id, f.p)], { method: 'exact', targets: 'others', window: 2, centers: [1], sets: ['subject'] });
     const targets = [0, ...Array.from({ length: A.length - 4 }, (_, i) => i + 4)];
-    const hooks = pathBlockingHooks(mamba, [{ layers: layerWindow(1, 2, 4), targets, sources: [1, 2, 3] }]);
+    const hooks = pathBlockingHooks(mamba, [{ layers: layerWindow(1, 2, mamba.nLayers), targets, sources: [1, 2, 3] }]);
     const [row] = tab.objects() as Array<{ p: number }>;
     expect(row.p).toBeCloseTo(await pDirect(mamba, A, f.id, hooks), 6);
   });

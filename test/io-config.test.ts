@@ -181,7 +181,7 @@ describe('config errors name the file and the field', () => {
     ['odd rotary dims', { ...PYTHIA_160M, rotary_pct: 0.5, hidden_size: 12 * 6 }, /"rotary_pct" \(0.5\) gives 3 rotary dims of a 6-dim head/],
     ['no attention bias', { ...PYTHIA_160M, attention_bias: false }, /"attention_bias" is false/],
     ['rope_parameters not an object', { ...PYTHIA_160M, rope_parameters: 3 }, /"rope_parameters" must be an object, got number 3/],
-    ['Mamba-2 in ssm_cfg', { ...MAMBA_130M_ORIGINAL, ssm_cfg: { layer: 'Mamba2' } }, /config field "ssm_cfg\.layer" is string "Mamba2"; only Mamba1/],
+    ['an unknown block in ssm_cfg', { ...MAMBA_130M_ORIGINAL, ssm_cfg: { layer: 'Mamba3' } }, /config field "ssm_cfg\.layer" is string "Mamba3"; supported: Mamba1, Mamba2/],
     ['bad ssm_cfg value', { ...MAMBA_130M_ORIGINAL, ssm_cfg: { d_state: 0 } }, /config field "ssm_cfg\.d_state" must be a positive integer, got number 0/],
     ['LayerNorm original', { ...MAMBA_130M_ORIGINAL, rms_norm: false }, /"rms_norm" is false/],
     ['hybrid original', { ...MAMBA_130M_ORIGINAL, attn_layer_idx: [3] }, /"attn_layer_idx" lists attention layers/],

@@ -1,13 +1,14 @@
 /**
  * Loading the adapter-table transformers: config dialects of transformers 4.x and 5.x, what each
  * family's table implies (biases, tied heads, GQA), one-line errors naming the field, BF16 and
- * sharded checkpoints (GPT-2's Conv1D weights transposed on read), known buffers ignored, and packed mode.
+ * sharded checkpoints (GPT-2's Conv1D weights transposed on read), known buffers ignored, and packed mode
+ * (GPT-2's Conv1D read as stored and transposed in the graph).
  */
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../src/io/config';
+import { parseConfig, TransformerConfig } from '../src/io/config';
 import { openCheckpoint } from '../src/io/checkpoint';
 import { SafetensorsFile, WritableTensor, writeSafetensors } from '../src/io/safetensors';
 import { writeShardedSafetensors } from '../src/io/safetensors-write';
@@ -42,14 +43,40 @@ describe('transformer configs', () => {
     expect(parseConfig(configOf('tiny-qwen3'), 'c.json')).toMatchObject({ headDim: 32, qkNorm: true, nKvHeads: 2 });
   });
 
+  it('scaled rotary reads alike from the 4.x dialect (rope_theta + rope_scaling) and 5.x (rope_parameters)', () => {
+    for (const name of ['tiny-llama31', 'tiny-llama-yarn']) {
+      const v5 = configOf(name);
+      const { rope_parameters: { rope_theta, ...scaling }, ...rest } = v5;
+      expect(parseConfig({ ...rest, rope_theta, rope_scaling: scaling }, 'c.json'), name).toEqual(parseConfig(v5, 'c.json'));
+    }
+    expect((parseConfig(configOf('tiny-llama31'), 'c.json') as TransformerConfig).ropeScaling).toEqual({ type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 64 });
+    // yarn's defaults as transformers fills them: beta 32 / 1, truncation, attention factor 0.1·ln(factor) + 1.
+    expect((parseConfig(configOf('tiny-llama-yarn'), 'c.json') as TransformerConfig).ropeScaling).toEqual({ type: 'yarn', factor: 4, originalMaxPositions: 32, attentionFactor: 0.1 * Math.log(4) + 1, betaFast: 32, betaSlow: 1, truncate: true });
+  });
+
+  it('sliding windows: Qwen2 without layer_types windows the layers from max_window_layers on; off without use_sliding_window; Mistral windows all', () => {
+    const qwen = configOf('tiny-qwen2-window');
+    const { layer_types: _types, ...noTypes } = qwen;
+    expect(parseConfig(noTypes, 'c.json')).toEqual(parseConfig(qwen, 'c.json'));
+    expect(parseConfig(qwen, 'c.json')).toMatchObject({ slidingWindow: 5, slidingLayers: [2, 3] });
+    expect(parseConfig({ ...noTypes, max_window_layers: 1 }, 'c.json')).toMatchObject({ slidingLayers: [1, 2, 3] });
+    expect((parseConfig({ ...qwen, use_sliding_window: false }, 'c.json') as TransformerConfig).slidingWindow).toBeUndefined();
+    expect(parseConfig(configOf('tiny-mistral-window'), 'c.json')).toMatchObject({ slidingWindow: 4, slidingLayers: [0, 1, 2, 3] });
+    expect((parseConfig(configOf('tiny-mistral'), 'c.json') as TransformerConfig).slidingWindow).toBeUndefined(); // sliding_window: null
+  });
+
   const llama = configOf('tiny-llama');
   const cases: [string, unknown, RegExp][] = [
     ['kv heads not dividing heads', { ...llama, num_key_value_heads: 3 }, /^m\/config\.json: config field "num_key_value_heads" \(3\) must divide num_attention_heads \(4\)$/],
-    ['scaled rotary (llama3)', { ...llama, rope_parameters: { rope_type: 'llama3', rope_theta: 5e5 } }, /config field "rope_parameters\.rope_type" is string "llama3"; only plain/],
-    ['4.x rope_scaling', { ...llama, rope_parameters: undefined, rope_scaling: { type: 'linear', factor: 2 } }, /config field "rope_scaling\.type" is string "linear"/],
+    ['llama3 rotary without its factors', { ...llama, rope_parameters: { rope_type: 'llama3', rope_theta: 5e5 } }, /^m\/config\.json: missing required config field "rope_parameters\.factor"$/],
+    ['a rotary type we do not compute', { ...llama, rope_parameters: { rope_type: 'longrope', rope_theta: 5e5 } }, /config field "rope_parameters\.rope_type" is string "longrope"; supported rotary types: default, linear, dynamic, llama3, yarn$/],
+    ['rope_parameters and rope_scaling of two types', { ...llama, rope_parameters: { rope_type: 'linear', rope_theta: 5e5, factor: 2 }, rope_scaling: { type: 'dynamic', factor: 2 } }, /config field "rope_scaling\.type" \(string "dynamic"\) disagrees with rope_parameters\.rope_type \(string "linear"\)$/],
+    ['partial rotary in the Llama family', { ...llama, partial_rotary_factor: 0.5 }, /config field "partial_rotary_factor" must be 1: transformers' Llama, Mistral and Qwen2\/3 attention rotates the whole head/],
+    ['Qwen2 layer_types of the wrong length', { ...configOf('tiny-qwen2-window'), layer_types: ['full_attention'] }, /config field "layer_types" must list one type per layer \(4\)/],
+    ['Qwen2 layer_types with an unknown type', { ...configOf('tiny-qwen2-window'), layer_types: ['full_attention', 'chunked_attention', 'full_attention', 'full_attention'] }, /config field "layer_types" \[1\] is string "chunked_attention"/],
+    ['Llama with use_sliding_window', { ...llama, use_sliding_window: true }, /config field "use_sliding_window" is true; Llama has no sliding-window attention/],
     ['θ in two places that disagree', { ...llama, rope_theta: 10000 }, /config field "rope_theta" \(10000\) disagrees with "rope_parameters\.rope_theta" \(500000\)/],
     ['not SiLU', { ...llama, hidden_act: 'gelu' }, /config field "hidden_act" must be "silu"/],
-    ['Mistral sliding window', { ...configOf('tiny-mistral'), sliding_window: 16 }, /config field "sliding_window" \(16\) is shorter than max_position_embeddings/],
     ['GPT-2 with another activation', { ...configOf('tiny-gpt2'), activation_function: 'relu' }, /config field "activation_function" must be "gelu_new"/],
     ['GPT-2 layer-scaled attention', { ...configOf('tiny-gpt2'), scale_attn_by_inverse_layer_idx: true }, /config field "scale_attn_by_inverse_layer_idx" is true; not supported/],
   ];
@@ -128,15 +155,17 @@ describe('transformer checkpoints', () => {
     ckpt.close();
   });
 
-  it('packed mode: Llama and tied Qwen2 give the default logits; GPT-2 (Conv1D) is refused in one line', async () => {
+  it('packed mode: Llama, tied Qwen2, GPT-2 (Conv1D [in,out] read as stored) and a sliding-window Qwen2 give the default logits', async () => {
     const rows = [[3, 17, 250, 9, 41, 100, 7], [88, 2, 7]];
-    for (const name of ['tiny-llama', 'tiny-qwen2']) {
+    for (const name of ['tiny-llama', 'tiny-qwen2', 'tiny-gpt2', 'tiny-qwen2-window']) {
       const plain = await Model.load(path.join(FIX, name));
       const packed = await Model.load(path.join(FIX, name), { packed: true });
-      expect(maxDiff((await packed.logits(rows)).data, (await plain.logits(rows)).data), name).toBeLessThan(1e-4);
+      const [p, d] = [(await packed.logits(rows)).data, (await plain.logits(rows)).data];
+      expect(maxDiff(p, d), name).toBeLessThan(1e-4);
+      // No float32 weight reached JS, so these logits came from the packed graphs, which read the file.
       expect(packed.residentWeightBytes).toBe(0);
+      expect(packed.packedWeights).not.toBeNull();
       await packed.releasePacked();
     }
-    await expect(Model.load(path.join(FIX, 'tiny-gpt2'), { packed: true })).rejects.toThrow(/^[^\n]*packed: true is not available for gpt2: "layers\.0\.attn\.c_attn\.weight" is stored as a Conv1D/);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Parity with PyTorch + transformers for the adapter-table transformers (tools/make_transformer_fixtures.py):
  * GPT-2 (learned positions, Conv1D, tied), Llama (GQA 4:2, untied, θ 5e5), Mistral (GQA 4:1), Qwen2 (q/k/v
- * biases, tied) and Qwen3 (q/k norm, head_dim 32 ≠ 64/4): logits, every hook point and gradients within 1e-4.
+ * biases, tied) and Qwen3 (q/k norm, head_dim 32 ≠ 64/4), Llama with scaled rotary (llama3, yarn) and Mistral /
+ * Qwen2 with sliding windows shorter than the longest case: logits, every hook point and gradients within 1e-4.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import fs from 'fs';
@@ -12,6 +13,8 @@ import { Tensor } from '../src/runtime/tensor';
 
 const FIX = path.join(__dirname, 'fixtures');
 export const TRANSFORMER_FIXTURES = ['tiny-gpt2', 'tiny-llama', 'tiny-mistral', 'tiny-qwen2', 'tiny-qwen3'];
+/** Rotary and attention-window variants (the Llama graph with other tables and masks). */
+const VARIANT_FIXTURES = ['tiny-llama31', 'tiny-llama-yarn', 'tiny-mistral-window', 'tiny-qwen2-window'];
 
 /** Fixture key → our hook inside a layer (layouts: q/k/v/pattern/scores [H or Hkv][T][·], the rest [T][·]). */
 const KEYS: Record<string, string> = {
@@ -21,8 +24,11 @@ const KEYS: Record<string, string> = {
 
 const flat = (ref: unknown) => (ref as unknown[]).flat(Infinity) as number[];
 
-/** max |ours − reference| over row b of a batch whose rows are [T,...] padded to Tpad along `tAxis`. */
-function maxRowDiff(t: Tensor, b: number, ref: unknown, causal = false): number {
+/**
+ * max |ours − reference| over row b of a batch whose rows are [T,...] padded to Tpad along `tAxis`;
+ * entries where `hidden(query, key)` must be masked in ours (scores HF recorded before its mask).
+ */
+function maxRowDiff(t: Tensor, b: number, ref: unknown, hidden?: (query: number, key: number) => boolean): number {
   const r = flat(ref);
   const rowSize = t.size / t.shape[0];
   const off = b * rowSize;
@@ -31,9 +37,9 @@ function maxRowDiff(t: Tensor, b: number, ref: unknown, causal = false): number 
   const T = t.shape[t.shape.length - 1];
   let m = 0;
   for (let i = 0; i < r.length; i++) {
-    if (causal) {
+    if (hidden) {
       const [query, key] = [Math.floor(i / T) % T, i % T];
-      if (key > query) {
+      if (hidden(query, key)) {
         expect(t.data[off + i]).toBeLessThan(-1e8); // masked in ours; HF recorded them before its mask
         continue;
       }
@@ -43,7 +49,14 @@ function maxRowDiff(t: Tensor, b: number, ref: unknown, causal = false): number 
   return m;
 }
 
-for (const fixture of TRANSFORMER_FIXTURES) {
+/** Keys a query of layer l may not see: later ones, and in a sliding-window layer those w or more back. */
+function hiddenKeys(model: Model, l: number): (query: number, key: number) => boolean {
+  const c = model.config;
+  const w = 'slidingWindow' in c && c.slidingWindow !== undefined && c.slidingLayers!.includes(l) ? c.slidingWindow : Infinity;
+  return (query, key) => key > query || key <= query - w;
+}
+
+for (const fixture of [...TRANSFORMER_FIXTURES, ...VARIANT_FIXTURES]) {
   describe(`parity: ${fixture}`, () => {
     const ref = JSON.parse(fs.readFileSync(path.join(FIX, fixture, 'reference.json'), 'utf8'));
     let model: Model;
@@ -63,7 +76,7 @@ for (const fixture of TRANSFORMER_FIXTURES) {
         expect(maxRowDiff(res.cache.get('embed'), 0, c.embed)).toBeLessThan(1e-4);
         expect(maxRowDiff(res.cache.get('final_ln'), 0, c.final_ln)).toBeLessThan(1e-4);
         for (let l = 0; l < L; l++) {
-          for (const k of layerKeys) expect(maxRowDiff(res.cache.get(`layers.${l}.${KEYS[k]}`), 0, c.layers[l][k], k === 'scores'), `layer ${l} ${k}`).toBeLessThan(1e-4);
+          for (const k of layerKeys) expect(maxRowDiff(res.cache.get(`layers.${l}.${KEYS[k]}`), 0, c.layers[l][k], k === 'scores' ? hiddenKeys(model, l) : undefined), `layer ${l} ${k}`).toBeLessThan(1e-4);
         }
       });
 

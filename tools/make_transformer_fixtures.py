@@ -1,5 +1,6 @@
 """Make parity fixtures for the adapter-table transformers: tiny random GPT-2, Llama (GQA), Mistral, Qwen2
-(q/k/v biases, tied head) and Qwen3 (q/k norm, head_dim != hidden/heads) checkpoints, with reference
+(q/k/v biases, tied head) and Qwen3 (q/k norm, head_dim != hidden/heads) checkpoints, Llama with scaled rotary
+(llama3, yarn) and Mistral / Qwen2 with sliding windows shorter than the sequence, with reference
 activations at every hook point and gradients, from Hugging Face transformers (eager attention, float32, CPU).
 
 Run on the side with torch + transformers (no part of factlens needs Python):
@@ -33,7 +34,26 @@ FIXTURES = {
                    dict(COMMON_LLAMA, num_key_value_heads=2, rope_theta=1000000.0, tie_word_embeddings=True), 14),
     "tiny-qwen3": ("Qwen3Config", "Qwen3ForCausalLM", "qwen3",
                    dict(COMMON_LLAMA, num_key_value_heads=2, head_dim=32, rope_theta=1000000.0, tie_word_embeddings=False), 15),
+    # Scaled rotary: Llama 3.1's "llama3" (original context 64, so short, blended and long wavelengths all occur)
+    # and "yarn" (factor 4 over an original 32 positions: ramp between extrapolated and interpolated dims, and
+    # cos/sin scaled by its attention factor).
+    "tiny-llama31": ("LlamaConfig", "LlamaForCausalLM", "llama",
+                     dict(COMMON_LLAMA, num_key_value_heads=2, tie_word_embeddings=False,
+                          rope_parameters=dict(rope_type="llama3", rope_theta=500000.0, factor=8.0, low_freq_factor=1.0,
+                                               high_freq_factor=4.0, original_max_position_embeddings=64)), 16),
+    "tiny-llama-yarn": ("LlamaConfig", "LlamaForCausalLM", "llama",
+                        dict(COMMON_LLAMA, num_key_value_heads=4, tie_word_embeddings=True,
+                             rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=4.0, original_max_position_embeddings=32)), 17),
+    # Sliding-window attention with windows shorter than the 13-token case: Mistral windows every layer,
+    # Qwen2 (use_sliding_window) the layers from max_window_layers on.
+    "tiny-mistral-window": ("MistralConfig", "MistralForCausalLM", "mistral",
+                            dict(COMMON_LLAMA, num_key_value_heads=2, rope_theta=10000.0, sliding_window=4, tie_word_embeddings=False), 18),
+    "tiny-qwen2-window": ("Qwen2Config", "Qwen2ForCausalLM", "qwen2",
+                          dict(COMMON_LLAMA, num_key_value_heads=2, rope_theta=1000000.0, use_sliding_window=True, sliding_window=5,
+                               max_window_layers=2, tie_word_embeddings=True), 19),
 }
+# Fixtures whose layers must show a window in their attention pattern: name → (window, windowed layers).
+WINDOWED = {"tiny-mistral-window": (4, [0, 1, 2, 3]), "tiny-qwen2-window": (5, [2, 3])}
 SEQS = [[5], [3, 17, 250, 9, 41, 100, 7], [88, 2, 7, 301, 5, 42, 11, 12, 13, 400, 1, 99, 3]]
 
 
@@ -138,6 +158,12 @@ def make(name):
             with torch.no_grad():
                 out = m(x)
             assert len(recorder.calls) == L, "eager attention was not used"
+            if name in WINDOWED:  # transformers did apply the window: keys further back than w-1 get no weight
+                w, windowed = WINDOWED[name]
+                for i in range(L):
+                    p = recorder.calls[i]["pattern"]
+                    far = torch.ones(p.shape[-2:], dtype=torch.bool).tril(-w)
+                    assert not far.any() or (p[:, far] == 0).all() == (i in windowed), f"layer {i}: window {w} not as expected"
             case = {"input_ids": ids, "logits": tolist(out.logits[0]), "embed": tolist(cap["embed"][0]), "final_ln": tolist(cap["final_ln"][0]), "layers": []}
             for i in range(L):
                 a = recorder.calls[i]

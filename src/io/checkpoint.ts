@@ -99,11 +99,11 @@ export class Checkpoint {
 
   /**
    * Where a float weight lies in its safetensors file, for onnxruntime to read
-   * it from there itself (external data): absolute path, offset, length, dtype.
+   * it from there itself (external data): absolute path, offset, length, dtype. The bytes are as
+   * stored: a Conv1D weight (isStoredTransposed) is [in,out], which the caller transposes.
    */
   external(name: string): ExternalTensor {
     const t = this.info(name);
-    if (isStoredTransposed(name, this.config.arch)) throw new CheckpointError(`${t.file}: "${t.storedName}" is a Conv1D weight stored [in,out]; onnxruntime cannot read it transposed, so packed mode is not available for ${this.config.arch}`);
     this.entry(name).file.checkUnchanged(); // onnxruntime opens the path itself
     const dtype = ({ F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const)[t.dtype as FloatDtype];
     if (!dtype) throw new CheckpointError(`${t.file}: tensor "${t.storedName}" has dtype ${t.dtype}; only F32, F16 and BF16 weights can be read`);

@@ -49,19 +49,12 @@ export function parseOriginalMamba(f: ConfigFields): MambaConfig {
   const dModel = f.positiveInt('d_model');
   const ssm = f.object('ssm_cfg') ?? new ConfigFields(f.file, {}, 'ssm_cfg.');
   const layer = ssm.string('layer', 'Mamba1');
-  if (layer !== 'Mamba1') ssm.fail('layer', `is ${show(layer)}; only Mamba1 (the original Mamba block) is supported`);
-  if (!f.bool('rms_norm', true)) f.fail('rms_norm', 'is false (LayerNorm blocks); only RMSNorm Mamba checkpoints are supported');
-  if (f.nonNegativeInt('d_intermediate', 0) !== 0) f.fail('d_intermediate', 'is non-zero (MLP layers between mixers); not supported');
-  const attn = f.raw('attn_layer_idx');
-  if (attn !== undefined && !(Array.isArray(attn) && attn.length === 0)) {
-    f.fail('attn_layer_idx', `lists attention layers (a hybrid model), got ${show(attn)}; only pure Mamba is supported`);
-  }
-  const vocab = f.positiveInt('vocab_size');
-  const multiple = f.positiveInt('pad_vocab_size_multiple', 8);
+  if (layer !== 'Mamba1') ssm.fail('layer', `is ${show(layer)}; supported: Mamba1, Mamba2`);
+  checkPureMamba(f);
   const expand = ssm.positiveNumber('expand', 2);
   return {
     arch: 'mamba',
-    vocabSize: Math.ceil(vocab / multiple) * multiple,
+    vocabSize: paddedVocab(f),
     dModel,
     nLayer: f.positiveInt('n_layer'),
     dInner: Math.floor(expand * dModel),
@@ -76,6 +69,22 @@ export function parseOriginalMamba(f: ConfigFields): MambaConfig {
     eosTokenId: 0,
     padTokenId: 0,
   };
+}
+
+/** The embedding's rows: vocab_size rounded up to pad_vocab_size_multiple, as MambaLMHeadModel pads it. */
+export function paddedVocab(f: ConfigFields): number {
+  const multiple = f.positiveInt('pad_vocab_size_multiple', 8);
+  return Math.ceil(f.positiveInt('vocab_size') / multiple) * multiple;
+}
+
+/** mamba_ssm's MambaConfig fields that would add blocks our graphs lack: LayerNorm blocks, MLPs, attention layers. */
+export function checkPureMamba(f: ConfigFields): void {
+  if (!f.bool('rms_norm', true)) f.fail('rms_norm', 'is false (LayerNorm blocks); only RMSNorm Mamba checkpoints are supported');
+  if (f.nonNegativeInt('d_intermediate', 0) !== 0) f.fail('d_intermediate', 'is non-zero (MLP layers between mixers); not supported');
+  const attn = f.raw('attn_layer_idx');
+  if (attn !== undefined && !(Array.isArray(attn) && attn.length === 0)) {
+    f.fail('attn_layer_idx', `lists attention layers (a hybrid model), got ${show(attn)}; only pure Mamba is supported`);
+  }
 }
 
 /** "auto" means ceil(d_model / 16) in both dialects. */

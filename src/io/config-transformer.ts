@@ -1,10 +1,10 @@
 /**
  * Configs of the transformers described by adapter tables: GPT-2 (`gpt2`) and the Llama family
  * (`llama`, `mistral`, `qwen2`, `qwen3`), in the dialects of transformers 4.x (rope_theta,
- * rope_scaling) and 5.x (rope_parameters {rope_type, rope_theta}).
+ * rope_scaling) and 5.x (rope_parameters {rope_type, rope_theta}); rotary settings in config-rope.ts.
  */
 import { ConfigFields, show } from './config-fields';
-import { agreeing } from './config-neox';
+import { ropeSettings } from './config-rope';
 import { TransformerArch, TransformerConfig } from './config-types';
 
 export function parseGpt2(f: ConfigFields): TransformerConfig {
@@ -66,16 +66,13 @@ export function parseLlamaFamily(f: ConfigFields, arch: Exclude<TransformerArch,
   if (act !== 'silu') f.fail('hidden_act', `must be "silu" (SiLU-gated MLP), got ${show(act)}`);
   const attnBias = fam.qkvBias === 'attention_bias' ? f.bool('attention_bias', false) : fam.qkvBias;
   const maxPositions = f.positiveInt('max_position_embeddings', 2048);
-  for (const key of ['use_sliding_window']) if (f.bool(key, false)) f.fail(key, 'is true; sliding-window attention is not supported');
-  const window = f.raw('sliding_window');
-  if (arch === 'mistral' && window !== null && window !== undefined && f.positiveInt('sliding_window') < maxPositions) {
-    f.fail('sliding_window', `(${window}) is shorter than max_position_embeddings (${maxPositions}); sliding-window attention is not supported`);
-  }
+  const nLayer = f.positiveInt('num_hidden_layers');
+  const rope = ropeSettings(f, fam.base, maxPositions);
   return {
     arch,
     vocabSize: f.positiveInt('vocab_size'),
     dModel,
-    nLayer: f.positiveInt('num_hidden_layers'),
+    nLayer,
     nHead,
     nKvHeads,
     headDim,
@@ -85,7 +82,9 @@ export function parseLlamaFamily(f: ConfigFields, arch: Exclude<TransformerArch,
     mlp: 'silu_gated',
     positions: 'rotary',
     rotaryDims: headDim,
-    rotaryBase: ropeTheta(f, fam.base),
+    rotaryBase: rope.theta,
+    ...(rope.scaling ? { ropeScaling: rope.scaling } : {}),
+    ...slidingWindow(f, arch, nLayer),
     maxPositions,
     qkvBias: attnBias,
     outBias: arch === 'qwen2' ? false : attnBias,
@@ -97,16 +96,27 @@ export function parseLlamaFamily(f: ConfigFields, arch: Exclude<TransformerArch,
   };
 }
 
-/** θ of plain rotary embedding; scaled variants (llama3, yarn, linear, dynamic) are refused by name. */
-function ropeTheta(f: ConfigFields, fallback: number): number {
-  const rope = f.object('rope_parameters');
-  const scaling = f.object('rope_scaling');
-  for (const [obj, key] of [[rope, 'rope_parameters'], [scaling, 'rope_scaling']] as const) {
-    if (obj === undefined) continue;
-    const type = obj.has('rope_type') ? obj.string('rope_type') : obj.string('type', 'default');
-    if (type !== 'default') obj.fail(obj.has('rope_type') ? 'rope_type' : 'type', `is ${show(type)}; only plain ("default") rotary embedding is supported (${key})`);
-    if (obj.has('partial_rotary_factor') && obj.positiveNumber('partial_rotary_factor') !== 1) obj.fail('partial_rotary_factor', 'must be 1: this family rotates the whole head');
+/**
+ * Sliding-window attention as transformers reads it: Mistral windows every layer when `sliding_window`
+ * is set; Qwen2/Qwen3 only with `use_sliding_window`, in the layers `layer_types` marks
+ * "sliding_attention" (by default those from `max_window_layers` on); Llama has none.
+ */
+function slidingWindow(f: ConfigFields, arch: Exclude<TransformerArch, 'gpt2'>, nLayer: number): { slidingWindow?: number; slidingLayers?: number[] } {
+  const set = f.raw('sliding_window') !== null && f.raw('sliding_window') !== undefined;
+  if (arch === 'llama' || arch === 'mistral') {
+    if (f.bool('use_sliding_window', false) && arch === 'llama') f.fail('use_sliding_window', 'is true; Llama has no sliding-window attention');
+    if (arch === 'llama' || !set) return {};
+    return { slidingWindow: f.positiveInt('sliding_window'), slidingLayers: Array.from({ length: nLayer }, (_, l) => l) };
   }
-  if (f.has('partial_rotary_factor') && f.positiveNumber('partial_rotary_factor') !== 1) f.fail('partial_rotary_factor', 'must be 1: this family rotates the whole head');
-  return agreeing(f, [[rope, 'rope_theta'], [f, 'rope_theta']], fallback).value;
+  if (!f.bool('use_sliding_window', false) || !set) return {};
+  const window = f.positiveInt('sliding_window');
+  const types = f.raw('layer_types');
+  if (types === undefined || types === null) {
+    const from = f.nonNegativeInt('max_window_layers', 28);
+    return { slidingWindow: window, slidingLayers: Array.from({ length: nLayer }, (_, l) => l).filter((l) => l >= from) };
+  }
+  if (!Array.isArray(types) || types.length !== nLayer) f.fail('layer_types', `must list one type per layer (${nLayer}), got ${show(types)}`);
+  const bad = types.findIndex((t) => t !== 'full_attention' && t !== 'sliding_attention');
+  if (bad >= 0) f.fail('layer_types', `[${bad}] is ${show(types[bad])}; expected "full_attention" or "sliding_attention"`);
+  return { slidingWindow: window, slidingLayers: types.flatMap((t, l) => (t === 'sliding_attention' ? [l] : [])) };
 }

@@ -82,7 +82,20 @@ export interface TransformerConfig {
   tieEmbeddings: boolean;
   eosTokenId: number;
   padTokenId: number | null;
+  /** Scaled rotary (`rope_scaling` / `rope_parameters` types other than "default"); absent: plain rotary. */
+  ropeScaling?: RopeScaling;
+  /** Sliding-window attention: query t sees keys t−w+1 … t in the layers listed in slidingLayers. */
+  slidingWindow?: number;
+  slidingLayers?: readonly number[];
 }
+
+/** How scaled rotary embeddings change the inverse frequencies (and, for yarn, scale cos and sin). */
+export type RopeScaling =
+  | { type: 'linear'; factor: number }
+  /** Dynamic NTK: plain rotary up to maxPositions (longer runs are refused). */
+  | { type: 'dynamic'; factor: number }
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }
+  | { type: 'yarn'; factor: number; originalMaxPositions: number; attentionFactor: number; betaFast: number; betaSlow: number; truncate: boolean };
 
 /** Mamba-2 (SSD): scalar A per head, B/C shared by the heads of a group, gated RMSNorm before out_proj. */
 export interface Mamba2Config {

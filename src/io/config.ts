@@ -7,7 +7,7 @@ import { ConfigFields, show } from './config-fields';
 import { parseHfFalconMamba, parseHfMamba, parseOriginalMamba } from './config-mamba';
 import { parseNeox } from './config-neox';
 import { parseGpt2, parseLlamaFamily } from './config-transformer';
-import { parseHfMamba2 } from './config-mamba2';
+import { parseHfMamba2, parseOriginalMamba2 } from './config-mamba2';
 import { readRegularText } from './regular-file';
 import { ModelConfig } from './config-types';
 
@@ -17,7 +17,7 @@ export type { Mamba2Config } from './config-types';
 const SUPPORTED =
   '"mamba" (MambaForCausalLM), "falcon_mamba" (FalconMambaForCausalLM), "mamba2" (Mamba2ForCausalLM), "gpt_neox" (GPTNeoXForCausalLM / Pythia), ' +
   '"gpt2", "llama", "mistral", "qwen2", "qwen3", ' +
-  'or an original state-spaces/mamba-* config (d_model, n_layer and no model_type)';
+  'or an original state-spaces/mamba-* or mamba2-* config (d_model, n_layer and no model_type)';
 
 /** `file` is only used in error messages. */
 export function parseConfig(json: unknown, file: string): ModelConfig {
@@ -27,7 +27,7 @@ export function parseConfig(json: unknown, file: string): ModelConfig {
   const f = new ConfigFields(file, json as Record<string, unknown>);
   const modelType = f.raw('model_type');
   if (modelType === undefined) {
-    if (f.has('d_model') && f.has('n_layer')) return parseOriginalMamba(f);
+    if (f.has('d_model') && f.has('n_layer')) return f.object('ssm_cfg')?.raw('layer') === 'Mamba2' ? parseOriginalMamba2(f) : parseOriginalMamba(f);
     throw new CheckpointError(`${file}: config has no "model_type"; supported: ${SUPPORTED}`);
   }
   if (modelType === 'mamba') return parseHfMamba(f);

@@ -2,30 +2,30 @@
  * Canonical (prefix-free) weight names and shapes per architecture, and the
  * mapping from the names files actually use to the canonical ones.
  */
-import { Mamba2Config, MambaConfig, ModelConfig, NeoxConfig, TransformerConfig } from './config-types';
-import { isConv1dWeight, TRANSFORMER_ADAPTERS, transformerCanonicalName } from '../models/transformer-adapters';
+import { Mamba2Config, MambaConfig, ModelConfig } from './config-types';
+import { isConv1dWeight, TRANSFORMER_ADAPTERS, transformerCanonicalName, TransformerSpec, transformerSpec } from '../models/transformer-adapters';
 
 export function expectedWeights(cfg: ModelConfig): Map<string, number[]> {
   if (cfg.arch === 'mamba2') return mamba2Weights(cfg);
   if (cfg.arch === 'mamba') return mambaWeights(cfg);
-  return cfg.arch === 'gpt_neox' ? neoxWeights(cfg) : transformerWeights(cfg);
+  return transformerWeights(transformerSpec(cfg));
 }
 
 /** Name of the input embedding matrix [V, D]. */
 export function embeddingName(arch: ModelConfig['arch']): string {
   if (arch === 'mamba' || arch === 'mamba2') return 'embeddings.weight';
-  return arch === 'gpt_neox' ? 'embed_in.weight' : TRANSFORMER_ADAPTERS[arch].embed;
+  return TRANSFORMER_ADAPTERS[arch].embed;
 }
 
 /** Name of a separate output projection [V, D]; unused when embeddings are tied. */
 export function unembeddingName(arch: ModelConfig['arch']): string {
   if (arch === 'mamba' || arch === 'mamba2') return 'lm_head.weight';
-  return arch === 'gpt_neox' ? 'embed_out.weight' : TRANSFORMER_ADAPTERS[arch].head;
+  return TRANSFORMER_ADAPTERS[arch].head;
 }
 
 /** Canonical weights stored transposed on disk ([in,out], GPT-2 Conv1D): read back as [out,in]. */
 export function isStoredTransposed(name: string, arch: ModelConfig['arch']): boolean {
-  return arch !== 'mamba' && arch !== 'mamba2' && arch !== 'gpt_neox' && isConv1dWeight(name, TRANSFORMER_ADAPTERS[arch]);
+  return arch !== 'mamba' && arch !== 'mamba2' && isConv1dWeight(name, TRANSFORMER_ADAPTERS[arch]);
 }
 
 function mambaWeights(c: MambaConfig): Map<string, number[]> {
@@ -77,33 +77,8 @@ function mamba2Weights(c: Mamba2Config): Map<string, number[]> {
   return w;
 }
 
-function neoxWeights(c: NeoxConfig): Map<string, number[]> {
-  const { vocabSize: V, dModel: D, dFF: F } = c;
-  const w = new Map<string, number[]>();
-  w.set('embed_in.weight', [V, D]);
-  for (let i = 0; i < c.nLayer; i++) {
-    const p = `layers.${i}.`;
-    w.set(`${p}input_layernorm.weight`, [D]);
-    w.set(`${p}input_layernorm.bias`, [D]);
-    w.set(`${p}post_attention_layernorm.weight`, [D]);
-    w.set(`${p}post_attention_layernorm.bias`, [D]);
-    w.set(`${p}attention.query_key_value.weight`, [3 * D, D]); // rows per head: [q_h; k_h; v_h]
-    w.set(`${p}attention.query_key_value.bias`, [3 * D]);
-    w.set(`${p}attention.dense.weight`, [D, D]);
-    w.set(`${p}attention.dense.bias`, [D]);
-    w.set(`${p}mlp.dense_h_to_4h.weight`, [F, D]);
-    w.set(`${p}mlp.dense_h_to_4h.bias`, [F]);
-    w.set(`${p}mlp.dense_4h_to_h.weight`, [D, F]);
-    w.set(`${p}mlp.dense_4h_to_h.bias`, [D]);
-  }
-  w.set('final_layer_norm.weight', [D]);
-  w.set('final_layer_norm.bias', [D]);
-  if (!c.tieEmbeddings) w.set('embed_out.weight', [V, D]);
-  return w;
-}
-
-/** GPT-2 and the Llama family, from the family's adapter table; matrices in [out,in] layout. */
-function transformerWeights(c: TransformerConfig): Map<string, number[]> {
+/** GPT-2, GPT-NeoX and the Llama family, from the family's adapter table; matrices in [out,in] layout. */
+function transformerWeights(c: TransformerSpec): Map<string, number[]> {
   const a = TRANSFORMER_ADAPTERS[c.arch];
   const { vocabSize: V, dModel: D, dFF: F, nHead: H, nKvHeads: Hkv, headDim: Dh } = c;
   const w = new Map<string, number[]>();
@@ -121,7 +96,7 @@ function transformerWeights(c: TransformerConfig): Map<string, number[]> {
     const p = `layers.${i}.`;
     norm(p, a.ln1, D);
     norm(p, a.ln2, D);
-    if ('fused' in a.qkv) linear(p, a.qkv.fused, (H + 2 * Hkv) * Dh, D, c.qkvBias); // rows [q; k; v]
+    if ('fused' in a.qkv) linear(p, a.qkv.fused, (H + 2 * Hkv) * Dh, D, c.qkvBias); // rows [q; k; v], or per head [q_h; k_h; v_h]
     else {
       linear(p, a.qkv.q, H * Dh, D, c.qkvBias);
       linear(p, a.qkv.k, Hkv * Dh, D, c.qkvBias);
@@ -141,9 +116,6 @@ function transformerWeights(c: TransformerConfig): Map<string, number[]> {
   return w;
 }
 
-/** Buffers older GPT-NeoX checkpoints carry (causal mask, rotary table); recomputed, never loaded. */
-const NEOX_BUFFER = /^layers\.\d+\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$/;
-
 /**
  * File name -> canonical name, or null for a known buffer to ignore.
  * Names we do not recognise pass through (prefix stripped) so validate() can report them.
@@ -153,7 +125,5 @@ export function canonicalName(fileName: string, arch: ModelConfig['arch']): stri
     const name = fileName.startsWith('backbone.') ? fileName.slice('backbone.'.length) : fileName;
     return name === 'embedding.weight' ? 'embeddings.weight' : name; // original state-spaces spelling
   }
-  if (arch !== 'gpt_neox') return transformerCanonicalName(fileName, TRANSFORMER_ADAPTERS[arch]);
-  const name = fileName.startsWith('gpt_neox.') ? fileName.slice('gpt_neox.'.length) : fileName;
-  return NEOX_BUFFER.test(name) ? null : name;
+  return transformerCanonicalName(fileName, TRANSFORMER_ADAPTERS[arch]);
 }

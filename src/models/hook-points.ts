@@ -1,6 +1,6 @@
 /**
  * How a model declares its hook points: once, in the file whose graph creates them (mamba.ts,
- * gptneox.ts), with shape, meaning and the names other libraries use. The hook vocabulary
+ * mamba2.ts, transformer.ts), with shape, meaning and the names other libraries use. The hook vocabulary
  * (runtime/hooks.ts: validation, aliases, suggestions), docs/hooks.md and the CLI's `hooks` listing are
  * all derived from these declarations, and a completeness test checks them against the graphs.
  */

@@ -7,7 +7,7 @@
  * like the rest of factlens. Every matrix is seen in PyTorch Linear layout [out,in]: GPT-2's Conv1D
  * weights are stored [in,out] and are transposed when read (io/checkpoint.ts).
  */
-import type { TransformerArch } from '../io/config-types';
+import type { NeoxConfig, TransformerArch, TransformerConfig } from '../io/config-types';
 
 export interface TransformerAdapter {
   /** Prefix of the base model's weights in a *ForCausalLM checkpoint. */
@@ -22,8 +22,11 @@ export interface TransformerAdapter {
   /** Per layer: module names (".weight" / ".bias" appended). */
   ln1: string;
   ln2: string;
-  /** GPT-2: one fused projection whose output columns are [q | k | v]; else three. */
-  qkv: { fused: string } | { q: string; k: string; v: string };
+  /**
+   * One fused projection or three. Fused output columns are [q | k | v] (GPT-2), or with `perHead`
+   * interleaved per head, [q₀ k₀ v₀ | q₁ k₁ v₁ | …] (GPT-NeoX's query_key_value).
+   */
+  qkv: { fused: string; perHead?: boolean } | { q: string; k: string; v: string };
   out: string;
   up: string;
   /** Gated MLPs: the projection through the activation (SiLU(gate) ⊙ up). */
@@ -36,6 +39,11 @@ export interface TransformerAdapter {
   conv1d: readonly string[];
   /** Non-weight buffers older checkpoints carry (masks, rotary tables), recomputed, never loaded. */
   buffers: RegExp;
+  /**
+   * GPT-NeoX: the layers' LayerNorms are written unfused (norms.ts), so that Pythia's two parallel
+   * norms of one input give bit-identical numbers however a layer is cut at hook points.
+   */
+  unfusedLayerNorms?: boolean;
 }
 
 const GPT2: TransformerAdapter = {
@@ -72,10 +80,43 @@ const LLAMA: TransformerAdapter = {
   buffers: /^layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/,
 };
 
+/** GPT-NeoX / Pythia: per-head interleaved fused q/k/v, biases everywhere, exact GELU, usually a parallel residual. */
+const GPT_NEOX: TransformerAdapter = {
+  modelPrefix: 'gpt_neox.',
+  layerPrefix: 'layers.',
+  embed: 'embed_in.weight',
+  finalNorm: 'final_layer_norm',
+  head: 'embed_out.weight',
+  ln1: 'input_layernorm',
+  ln2: 'post_attention_layernorm',
+  qkv: { fused: 'attention.query_key_value', perHead: true },
+  out: 'attention.dense',
+  up: 'mlp.dense_h_to_4h',
+  down: 'mlp.dense_4h_to_h',
+  conv1d: [],
+  buffers: /^layers\.\d+\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$/,
+  unfusedLayerNorms: true,
+};
+
 /** Qwen3 is Llama with a per-head RMSNorm on q and k. */
 const QWEN3: TransformerAdapter = { ...LLAMA, qNorm: 'self_attn.q_norm', kNorm: 'self_attn.k_norm' };
 
-export const TRANSFORMER_ADAPTERS: Record<TransformerArch, TransformerAdapter> = { gpt2: GPT2, llama: LLAMA, mistral: LLAMA, qwen2: LLAMA, qwen3: QWEN3 };
+export const TRANSFORMER_ADAPTERS: Record<TransformerArch | 'gpt_neox', TransformerAdapter> = { gpt2: GPT2, llama: LLAMA, mistral: LLAMA, qwen2: LLAMA, qwen3: QWEN3, gpt_neox: GPT_NEOX };
+
+/** What the one transformer graph reads: a TransformerConfig, or GPT-NeoX's config in the same terms. */
+export type TransformerSpec = Omit<TransformerConfig, 'arch' | 'mlp'> & {
+  arch: TransformerArch | 'gpt_neox';
+  /** 'gelu': exact (erf) GELU on one projection, GPT-NeoX. */
+  mlp: TransformerConfig['mlp'] | 'gelu';
+  /** h' = h + Attn(N1 h) + MLP(N2 h) (Pythia) instead of the sequential m = h + Attn(N1 h); h' = m + MLP(N2 m). */
+  parallelResidual: boolean;
+};
+
+/** GPT-NeoX's config as data for the shared graph: LayerNorm, no GQA, biases on every projection, exact GELU. */
+export function transformerSpec(c: TransformerConfig | NeoxConfig): TransformerSpec {
+  if (c.arch !== 'gpt_neox') return { ...c, parallelResidual: false };
+  return { ...c, nKvHeads: c.nHead, norm: 'layernorm', mlp: 'gelu', positions: 'rotary', qkvBias: true, outBias: true, mlpBias: true, qkNorm: false };
+}
 
 /** Stored name → canonical name (prefix dropped, layers spelled `layers.{i}.`), or null for a buffer. */
 export function transformerCanonicalName(stored: string, a: TransformerAdapter): string | null {

@@ -12,7 +12,8 @@ import { resolveHook } from './hooks';
 import { emptyPlan, precompile, runStage, StageHook, StagePlan } from './run-stage';
 import type { Model } from './model';
 import type { Tape } from './tape';
-import { rotaryTables } from '../models/gptneox';
+import { rotaryTables } from '../models/rotary';
+import { attentionMask } from '../models/attention-mask';
 import { runLayerInChunks, StatePatch } from './state-patch';
 import { layerStackStage } from './layer-stack';
 import { stageLayout } from './stage';
@@ -139,10 +140,12 @@ async function runModelLeased(model: Model, batch: Batch, opts: RunOptions, ends
   if (withHead && headDef !== model.headStage) await precompile(headDef, headPlan);
   const stackable = hookFree && until - start > 1 && !opts.state && !opts.returnState && stageLayout(model.layerStage).hosts.size === 0;
   if (stackable) {
-    for (const [from, to] of packed ? packed.chunks(start, until) : [[start, until]]) {
-      const stack = layerStackStage(model.layerStage, from, to); // see layer-stack.ts
-      const def = packed ? packed.stage(stack) : stack;
-      resid = (await runStage(def, { resid_pre: resid, ...extra(from) }, (w) => model.weight(w), { ...emptyPlan(), outs: ['resid_post'] })).outs.resid_post;
+    for (const [chunkFrom, chunkTo] of packed ? packed.chunks(start, until) : [[start, until]]) {
+      for (const [from, to] of sameInputRuns(chunkFrom, chunkTo, extra)) {
+        const stack = layerStackStage(model.layerStage, from, to); // see layer-stack.ts
+        const def = packed ? packed.stage(stack) : stack;
+        resid = (await runStage(def, { resid_pre: resid, ...extra(from) }, (w) => model.weight(w), { ...emptyPlan(), outs: ['resid_post'] })).outs.resid_post;
+      }
     }
   }
   for (let l = start; l < until && !stackable; l++) {
@@ -189,7 +192,17 @@ function planFor(prefix: string, hooks: Map<string, HookFn[]>, wanted: Set<strin
   return plan;
 }
 
-/** Architecture-specific activation inputs of layer l. */
+/** [from, to) cut where a layer's inputs differ from the previous one's (sliding-window layers get another mask): a stack shares its inputs. */
+function sameInputRuns(from: number, to: number, extra: (l: number) => Record<string, Tensor>): [number, number][] {
+  const runs: [number, number][] = [[from, from + 1]];
+  for (let l = from + 1; l < to; l++) {
+    if (extra(l) === extra(l - 1)) runs[runs.length - 1][1] = l + 1;
+    else runs.push([l, l + 1]);
+  }
+  return runs;
+}
+
+/** Architecture-specific activation inputs of layer l (the same object for layers whose inputs are the same). */
 function layerInputs(model: Model, batch: Batch, init?: MambaState): (l: number) => Record<string, Tensor> {
   const { B, T } = batch;
   const c = model.config;
@@ -197,18 +210,20 @@ function layerInputs(model: Model, batch: Batch, init?: MambaState): (l: number)
     const { dInner: E, dState: N, convKernel: K, convWidth } = ssmLayout(c)!;
     const zeroConv = Tensor.zeros([B, K - 1, convWidth]);
     const zeroSsm = Tensor.zeros([B, E, N]);
-    return (l) => ({ conv_state: init?.conv[l] ?? zeroConv, ssm_state: init?.ssm[l] ?? zeroSsm });
+    const zeros = { conv_state: zeroConv, ssm_state: zeroSsm };
+    if (!init) return () => zeros; // one object: the layers stack (sameInputRuns)
+    return (l) => ({ conv_state: init.conv[l] ?? zeroConv, ssm_state: init.ssm[l] ?? zeroSsm });
   }
   const rd = c.rotaryDims;
   const { cos, sin } = rotaryTables(c, T);
-  const mask = new Float32Array(B * T * T); // [B,1,T,T] additive
-  for (let b = 0; b < B; b++) {
-    for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) if (j > i || j >= batch.lengths[b]) mask[(b * T + i) * T + j] = -1e9;
-  }
-  const attn_mask = new Tensor(mask, [B, 1, T, T]);
+  const attn_mask = new Tensor(attentionMask(batch.lengths, T), [B, 1, T, T]); // [B,1,T,T] additive
   // Learned positions (GPT-2) are added to the embedding instead: no rotary tables.
   const fixed: Record<string, Tensor> = rd === 0 ? { attn_mask } : { rope_cos: new Tensor(cos, [T, rd]), rope_sin: new Tensor(sin, [T, rd]), attn_mask };
-  return () => fixed;
+  const window = 'slidingWindow' in c ? c.slidingWindow : undefined;
+  if (window === undefined || window >= T) return () => fixed;
+  const windowed = { ...fixed, attn_mask: new Tensor(attentionMask(batch.lengths, T, window), [B, 1, T, T]) }; // sliding-window layers
+  const sliding = new Set('slidingLayers' in c ? c.slidingLayers : []);
+  return (l) => (sliding.has(l) ? windowed : fixed);
 }
 
 /** Each row's last real position: [B,T,D] → [B,1,D] (recorded for gradients). */

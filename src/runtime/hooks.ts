@@ -1,15 +1,14 @@
 /**
  * The hook vocabulary, derived from the hook points each model declares where its graph creates them
- * (MAMBA_HOOKS in models/mamba.ts, NEOX_HOOKS in models/gptneox.ts): canonical names, shapes and
+ * (MAMBA_HOOKS in models/mamba.ts, TRANSFORMER_HOOKS and NEOX_HOOKS in models/transformer.ts): canonical names, shapes and
  * meaning, aliases from romba, TransformerLens / MambaLens, Hugging Face module paths and the parity
  * fixtures, deprecated aliases (a one-time warning), and suggestions for unknown names.
  */
 import { FactlensError } from '../errors';
 import type { HookPoints } from '../models/hook-points';
 import { MAMBA_HOOKS } from '../models/mamba';
-import { NEOX_HOOKS } from '../models/gptneox';
 import { MAMBA2_HOOKS } from '../models/mamba2';
-import { TRANSFORMER_HOOKS, UNGATED_TRANSFORMER_HOOKS } from '../models/transformer';
+import { NEOX_HOOKS, TRANSFORMER_HOOKS, UNGATED_TRANSFORMER_HOOKS } from '../models/transformer';
 import type { ModelConfig } from '../io/config-types';
 
 export type Arch = ModelConfig['arch'];

@@ -12,7 +12,6 @@ import { asStoredValues, rememberSource, saveCheckpoint, SaveReport, sourceOf } 
 import { embeddingName, expectedWeights, isStoredTransposed, unembeddingName } from '../io/weights';
 import { mambaHeadStage, mambaLayerStage } from '../models/mamba';
 import { nativeAddon } from '../graph/native-addon';
-import { neoxHeadStage, neoxLayerStage } from '../models/gptneox';
 import { transformerHeadStage, transformerLayerStage } from '../models/transformer';
 import { TRANSFORMER_ADAPTERS } from '../models/transformer-adapters';
 import { mamba2LayerStage } from '../models/mamba2';
@@ -59,9 +58,6 @@ export class Model {
     } else if (config.arch === 'mamba2') {
       this.layerStage = mamba2LayerStage(config, nativeScan);
       this.headStage = mambaHeadStage(config);
-    } else if (config.arch === 'gpt_neox') {
-      this.layerStage = neoxLayerStage(config);
-      this.headStage = neoxHeadStage(config);
     } else {
       this.layerStage = transformerLayerStage(config);
       this.headStage = transformerHeadStage(config);
@@ -90,11 +86,6 @@ export class Model {
     ckpt.validate();
     rememberSource(ckpt.config, dir);
     const shapes = new Map([...expectedWeights(ckpt.config)].filter(([name]) => ckpt.has(name))); // a tied head is resolved in weight()
-    const transposed = [...shapes.keys()].find((n) => isStoredTransposed(n, ckpt.config.arch));
-    if (opts.packed && transposed !== undefined) {
-      ckpt.close();
-      throw new FactlensError(`${dir}: packed: true is not available for ${ckpt.config.arch}: "${transposed}" is stored as a Conv1D [in,out] matrix, which onnxruntime cannot read transposed`);
-    }
     const tokenizer = ckpt.hasTokenizer() ? ckpt.loadTokenizer() : null;
     if (tokenizer) ckpt.checkTokenizer(tokenizer);
     const name = opts.name ?? dir.split('/').filter(Boolean).pop();
@@ -110,7 +101,7 @@ export class Model {
     // the token lookup reads embedding rows (a tied head's matrix resolves to the embedding).
     const store = WeightStore.lazy(shapes, ckpt);
     const head = unembeddingName(ckpt.config.arch);
-    const packed = new PackedWeights(store.bytes((n) => n.startsWith('layers.0.')), (n) => ckpt.external(n === head ? ckpt.outputEmbeddingName() : n));
+    const packed = new PackedWeights(store.bytes((n) => n.startsWith('layers.0.')), (n) => ckpt.external(n === head ? ckpt.outputEmbeddingName() : n), (n) => isStoredTransposed(n, ckpt.config.arch));
     return new Model(ckpt.config, store, tokenizer, name, new Map(), nativeScan, packed);
   }
 

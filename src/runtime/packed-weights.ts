@@ -16,12 +16,14 @@
  * with), so it holds both copies of at most the weights read meanwhile;
  * from then on it runs like a default model (see weight-store.ts).
  *
+ * GPT-2's Conv1D matrices are read as stored ([in,out]) and transposed in the graph.
+ *
  * GPT-NeoX layers are compiled in stacks of up to CHUNK_BYTES of weights per
  * session (bounding the transient memory of compiling one); Mamba layers one
  * by one (the native scan cuts each layer anyway).
  */
 import type { StageDef } from './stage';
-import type { ExternalTensor } from '../graph/ir';
+import type { ExternalTensor, Graph, Value } from '../graph/ir';
 import { releaseCompiled } from './stage';
 
 /** Weight bytes compiled into one session at most (a layer bigger than this gets its own). */
@@ -40,6 +42,8 @@ export class PackedWeights {
     private readonly layerBytes: number,
     /** Where a weight (by full name) lies in the checkpoint's files. */
     private readonly locate: (name: string) => ExternalTensor,
+    /** Weights stored [in,out] (GPT-2's Conv1D) where the graph reads [out,in]. */
+    private readonly storedTransposed: (name: string) => boolean = () => false,
   ) {}
 
   /** Consecutive layer ranges [a, b) covering from..to-1, each at most CHUNK_BYTES of weights (at least one layer). */
@@ -59,11 +63,21 @@ export class PackedWeights {
         key,
         layoutOf: def, // its dry build would read every weight
         perLayer: true,
-        build: (g, io) => def.build(g, { ...io, weight: (name, shape) => g.external(this.locate(prefix + name), shape as number[]) }),
+        build: (g, io) => def.build(g, { ...io, weight: (name, shape) => this.initializer(g, prefix + name, shape as number[]) }),
       };
       this.stages.set(key, s);
     }
     return s;
+  }
+
+  /**
+   * A weight as an initializer read from the file. A Conv1D matrix is read as stored, [in,out], and
+   * transposed in the graph (onnxruntime folds the Transpose into the initializer before packing it).
+   */
+  private initializer(g: Graph, name: string, shape: number[]): Value {
+    if (!this.storedTransposed(name)) return g.external(this.locate(name), shape);
+    const [out, inDim] = shape;
+    return g.transpose(g.external(this.locate(name), [inDim, out]), [1, 0]); // [in,out] → [out,in]
   }
 
   /** Set once the model holds float32 weights: plain forwards run on those, never packed again. */

@@ -17,7 +17,7 @@ export interface AttributionKind {
 export function attributionKinds(model: Model): AttributionKind[] {
   return hookDocs(model.arch, model.parallelResidual)
     .filter((d) => d.perLayer && d.local !== 'mixer.state')
-    .map((d) => ({ kind: d.local, unit: d.shape.startsWith('[B,H,T,') ? 'head' : 'channel' })); // heads lead, then positions
+    .map((d) => ({ kind: d.local, unit: /^\[B,H(kv)?,T,/.test(d.shape) ? 'head' : 'channel' })); // heads lead, then positions
 }
 
 /** The requested kinds (default all), each checked against the architecture. */

@@ -10,6 +10,9 @@
  * the last token's Conv+SSM output in the same layers; nothing else is touched, no clamping needed
  * (with targets 'others': into every non-source position).
  *
+ * Mamba-2: the same, with a = its mixer.x (the x part of in_proj, the conv input) and path blocking
+ * through its conv and SSD scan.
+ *
  * Metric: relative change (p_knock(o) − p_clean(o)) / p_clean(o) of the clean answer o at the last token.
  */
 import * as aq from 'arquero';
@@ -20,6 +23,7 @@ import type { BlockMode } from './reference';
 import { FactPrompt, SOURCE_SETS, SourceSet, sourcePositions } from './prompts';
 import { recordRuns, runVariants, Variant } from './runner';
 import { layerWindow } from '../../runtime/interventions';
+import { ssmLayout } from '../../models/ssm';
 import { checkpointedRows, CheckpointOption } from '../../runtime/run-log';
 import { runSettings, unitKey } from '../../runtime/run-settings';
 
@@ -57,9 +61,10 @@ export interface MambaKnockoutOptions extends KnockoutOptions {
 
 /** One row per (prompt, source set, window centre): prompt, relation, subject, set, layer, p, pClean, change. */
 export async function mambaKnockout(model: Model, prompts: FactPrompt[], opts: MambaKnockoutOptions = {}): Promise<Table> {
-  if (model.arch !== 'mamba') throw new FactlensError(`mambaKnockout needs a Mamba-1 model; ${model.name} is ${model.arch} (use attentionKnockout)`);
+  const layout = ssmLayout(model.config);
+  if (!layout) throw new FactlensError(`mambaKnockout needs a Mamba-1 or Mamba-2 model; ${model.name} is ${model.arch} (use attentionKnockout)`);
   const method = opts.method ?? 'mean';
-  const E = model.mambaConfig.dInner;
+  const E = layout.dInner; // width of mixer.x, the conv input a (Mamba-2: the x part of in_proj)
   if (method === 'mean' && (!opts.means || opts.means.shape.join() !== [model.nLayers, E].join())) {
     throw new FactlensError(`mambaKnockout with method 'mean' needs means of shape [${model.nLayers},${E}] (see meanActivations)`);
   }
