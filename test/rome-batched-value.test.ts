@@ -9,6 +9,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Model } from '../src/runtime/model';
 import { optimizeValue, optimizeValues, ValueResult } from '../src/methods/rome/value';
 import { editSite, EditMatrix } from '../src/methods/rome/sites';
+import { evaluateEdits } from '../src/methods/rome/evaluate';
+import { knownRecords, loadCounterFact } from '../src/data/counterfact';
 
 const MODELS = path.join(__dirname, '..', 'data', 'models');
 const TEMPLATES = ['{}', 'Yesterday it rained. {}', 'In the news: {}'];
@@ -74,6 +76,22 @@ describe('optimizeValues: batched v* equals the one-request runs', () => {
       expect(compare(chunked, single)).toBeLessThan(1e-4);
     });
   }
+
+  it('evaluateEdits (the layer sweep) scores the same edits with batched and one-by-one v*', async () => {
+    const model = models.get('neox-facts')!;
+    const records = (await knownRecords(model, loadCounterFact().slice(0, 40))).slice(0, 3);
+    const settings = { layer: 3, templates: TEMPLATES, steps: 8, mom2Adjustment: false, progress: false } as const;
+    const one = await evaluateEdits(model, records, { ...settings, valueBatch: 1 });
+    const all = await evaluateEdits(model, records, { ...settings, valueBatch: 3 });
+    all.cases.forEach((c, i) => {
+      const o = one.cases[i];
+      expect(c.steps).toBe(o.steps);
+      expect(Math.abs(c.vStarProb - o.vStarProb)).toBeLessThan(1e-4);
+      expect(Math.abs(c.rewrite.nllNew - o.rewrite.nllNew)).toBeLessThan(1e-3 * Math.abs(o.rewrite.nllNew));
+      expect([c.ES, c.PS, c.NS]).toEqual([o.ES, o.PS, o.NS]);
+    });
+    await expect(evaluateEdits(model, records, { ...settings, valueBatch: 0 })).rejects.toThrow(/valueBatch/);
+  });
 
   it('rejects a bad token budget and an empty request list, naming the argument', async () => {
     const model = models.get('neox-facts')!;
