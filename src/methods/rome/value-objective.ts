@@ -7,10 +7,12 @@
  *   + weightDecay · ‖δ_j‖ / ‖v_init,j‖²
  * depends on its own rows only, so one forward/backward pass over the rows of several requests gives
  * every request exactly the gradient a pass over its rows alone would.
- * Gradients come from the engine's tape (d loss / d activation at the value hook).
+ * The loss is built from runtime/losses.ts terms and differentiated by the reverse-mode engine
+ * (graph/autodiff.ts for d loss / d logits and d loss / d δ in the decay, the tape for the model).
  */
 import { FactlensError } from '../../errors';
-import { gradients, softmaxRow } from '../../runtime/grad';
+import { gradients } from '../../runtime/grad';
+import { defineLoss, gatherPositions, klTerm, LossValue, nllTerm, normTerm, scatterPositions } from '../../runtime/losses';
 import type { Model } from '../../runtime/model';
 import { Tensor } from '../../runtime/tensor';
 import type { EditSite } from './sites';
@@ -136,83 +138,84 @@ export async function valuesObjective(model: Model, site: ValueTarget, requests:
       });
       return out;
     };
-    const parts = active.map(() => ({ nll: 0, kl: 0, nllEach: [] as number[] }));
-    const lossFn = (logits: Tensor) => {
-      const grad = new Float32Array(logits.size); // [B,T,V]
-      let loss = 0;
-      active.forEach((j, i) => {
-        const b0 = firstRow.get(j)!;
-        rewriteNll(logits, grad, rows, b0, spans[j], parts[i]);
-        const logps = klTerm(logits, grad, rows, b0 + spans[j].nRewrite, spans[j].nKl, klInit[j], klFactor, parts[i]);
-        if (!klInit[j]) klInit[j] = logps;
-        loss += parts[i].nll + parts[i].kl;
-      });
-      return { loss, grad: new Tensor(grad, logits.shape) };
+    // The logits rows the loss reads: per request, each rewriting row's target positions, then its KL rows.
+    const at: Array<[number, number]> = [];
+    const firstPos = new Map<number, number>();
+    for (const j of active) {
+      const b0 = firstRow.get(j)!, { nRewrite, nKl, targetIds } = spans[j];
+      firstPos.set(j, at.length);
+      for (let b = b0; b < b0 + nRewrite; b++) targetIds.forEach((_, m) => at.push([b, rows[b].predictFrom! - rows[b].cut + m]));
+      for (let b = b0 + nRewrite; b < b0 + nRewrite + nKl; b++) at.push([b, rows[b].lookup]);
+    }
+    let value: LossValue | null = null;
+    const lossFn = async (logits: Tensor) => {
+      value = await valueLoss.evaluate(lossFeeds(logits, at, active, spans, firstPos, klInit, deltas, active.map((j) => wd / norm(vInit[j] ?? fail(`the run never reached ${site.valueHook}`)) ** 2), klFactor));
+      return { loss: value.loss, grad: scatterPositions(value.gradLogits, at, logits.shape) };
     };
     const res = await gradients(model, batch, lossFn, [site.valueHook], { ...run, hooks: [[site.valueHook, addDelta]], logits: 'all' });
+    const lv = value! as LossValue;
     const g = res.grads.get(site.valueHook)!; // [B,T,W]
     const T = g.shape[1];
+    const V = lv.logp.shape[1];
+    const gDelta = lv.gradParams.delta; // [n,W]
     return active.map((j, i) => {
-      const v0 = vInit[j] ?? fail(`the run never reached ${site.valueHook}`);
-      const delta = deltas[i];
-      const v0n2 = norm(v0) ** 2;
-      const dn = norm(delta);
-      const weightDecay = (wd * dn) / v0n2;
+      const { nRewrite, nKl, targetIds } = spans[j];
+      const p0 = firstPos.get(j)!, pKl = p0 + nRewrite * targetIds.length;
+      if (!klInit[j]) klInit[j] = Array.from({ length: nKl }, (_, k) => lv.logp.data.slice((pKl + k) * V, (pKl + k + 1) * V)); // P_init: δ = 0 here
+      const sum = (x: Tensor, from: number, to: number) => x.data.subarray(from, to).reduce((a, b) => a + b, 0);
+      // exp(−token-averaged NLL) of each rewriting row, for ROME's probability stop.
+      let prob = 0;
+      for (let r = 0; r < nRewrite; r++) {
+        let each = 0;
+        targetIds.forEach((tok, m) => (each -= lv.logp.data[(p0 + r * targetIds.length + m) * V + tok] / targetIds.length));
+        prob += Math.exp(-each) / nRewrite;
+      }
       // d loss_j / d δ_j: the activation gradient at each of its rows' lookup positions, plus the weight decay's.
-      const grad = new Float64Array(W);
+      const grad = Float64Array.from(gDelta.data.subarray(i * W, (i + 1) * W));
       const b0 = firstRow.get(j)!;
-      for (let b = b0; b < b0 + spans[j].nRewrite + spans[j].nKl; b++) {
+      for (let b = b0; b < b0 + nRewrite + nKl; b++) {
         const off = (b * T + rows[b].lookup) * W;
         for (let k = 0; k < W; k++) grad[k] += g.data[off + k];
       }
-      if (dn > 0) for (let k = 0; k < W; k++) grad[k] += (wd * delta[k]) / (dn * v0n2);
-      const p = parts[i];
-      const prob = p.nllEach.reduce((s, x) => s + Math.exp(-x), 0) / p.nllEach.length;
-      return { loss: p.nll + p.kl + weightDecay, nll: p.nll, kl: p.kl, weightDecay, prob, grad };
+      const nll = sum(lv.parts.nll, p0, pKl), kl = sum(lv.parts.kl, pKl, pKl + nKl), weightDecay = lv.parts.decay.data[i];
+      return { loss: nll + kl + weightDecay, nll, kl, weightDecay, prob, grad };
     });
   };
   return { size: requests.length, vInit: (j) => vInit[j] ?? fail('evaluate the objective first'), evaluate };
 }
 
-type Parts = { nll: number; kl: number; nllEach: number[] };
+/**
+ * ROME's v* loss, nll + kl_factor·kl + weight_decay·‖δ‖/‖v_init‖², from runtime/losses.ts terms: the
+ * factors (and the means over rows and target tokens) live in the fed weights, the engine differentiates.
+ */
+const valueLoss = defineLoss('rome.value', (L) => ({
+  nll: nllTerm(L, L.logp, L.input('targetWeights', ['P', 'V'])),
+  kl: klTerm(L, L.logp, L.input('logpInit', ['P', 'V']), L.input('klWeights', ['P', 1])),
+  decay: normTerm(L, L.param('delta', ['n', 'W']), L.input('decayScale', ['n', 1])),
+}));
 
-/** Token-averaged NLL of the target on rows b0.. (mean over them) and its gradient, written into grad. */
-function rewriteNll(logits: Tensor, grad: Float32Array, rows: Array<Row & { cut: number }>, b0: number, span: Span, out: Parts): void {
-  const [, T, V] = logits.shape;
-  const { nRewrite, targetIds } = span;
-  for (let b = b0; b < b0 + nRewrite; b++) {
-    let each = 0;
-    targetIds.forEach((tok, m) => {
-      const off = (b * T + rows[b].predictFrom! - rows[b].cut + m) * V;
-      const { logZ, probs } = softmaxRow(logits.data, off, V);
-      each += (logZ - logits.data[off + tok]) / targetIds.length;
-      const scale = 1 / (targetIds.length * nRewrite);
-      for (let v = 0; v < V; v++) grad[off + v] = probs[v] * scale;
-      grad[off + tok] -= scale;
-    });
-    out.nllEach.push(each);
-    out.nll += each / nRewrite;
+/** The feeds of valueLoss for one pass: positions `at`, the active requests' δs and decay scales. */
+function lossFeeds(logits: Tensor, at: Array<[number, number]>, active: number[], spans: Span[], firstPos: Map<number, number>, klInit: Array<Float32Array[] | null>, deltas: Float32Array[], decayScale: number[], klFactor: number): Record<string, Tensor> {
+  const V = logits.shape[2], P = at.length, W = deltas[0].length;
+  const targetWeights = Tensor.zeros([P, V]); // [P,V]
+  const logpInit = Tensor.zeros([P, V]); // [P,V]
+  const klWeights = Tensor.zeros([P, 1]); // [P,1]
+  for (const j of active) {
+    const { nRewrite, nKl, targetIds } = spans[j];
+    const p0 = firstPos.get(j)!, pKl = p0 + nRewrite * targetIds.length;
+    // NLL: mean over rewriting rows of the mean over target tokens.
+    for (let r = 0; r < nRewrite; r++) targetIds.forEach((tok, m) => (targetWeights.data[(p0 + r * targetIds.length + m) * V + tok] = 1 / (targetIds.length * nRewrite)));
+    // KL: mean over KL rows; 0 until P_init is known (it is at δ = 0, where KL = 0).
+    const init = klInit[j];
+    for (let k = 0; k < nKl; k++) {
+      if (!init) continue;
+      klWeights.data[pKl + k] = klFactor / nKl;
+      logpInit.data.set(init[k], (pKl + k) * V);
+    }
   }
-}
-
-/** klFactor · mean over the KL rows b0.. of KL(P_now ‖ P_init) at their lookup, and its gradient; returns log P_now. */
-function klTerm(logits: Tensor, grad: Float32Array, rows: Row[], b0: number, nKl: number, init: Float32Array[] | null, klFactor: number, out: Parts): Float32Array[] {
-  const [, T, V] = logits.shape;
-  const logps: Float32Array[] = [];
-  for (let j = 0; j < nKl; j++) {
-    const b = b0 + j;
-    const off = (b * T + rows[b].lookup) * V;
-    const { logZ, probs } = softmaxRow(logits.data, off, V);
-    const logp = new Float32Array(V);
-    for (let v = 0; v < V; v++) logp[v] = logits.data[off + v] - logZ;
-    logps.push(logp);
-    const p0 = init ? init[j] : logp;
-    let mean = 0; // E_p[log p − log p_init]
-    for (let v = 0; v < V; v++) mean += probs[v] * (logp[v] - p0[v]);
-    out.kl += (klFactor * mean) / nKl;
-    for (let v = 0; v < V; v++) grad[off + v] += (klFactor / nKl) * probs[v] * (logp[v] - p0[v] - mean);
-  }
-  return logps;
+  const delta = Tensor.zeros([deltas.length, W]); // [n,W]
+  deltas.forEach((d, i) => delta.data.set(d, i * W));
+  return { logits: gatherPositions(logits, at), targetWeights, logpInit, klWeights, delta, decayScale: Tensor.from(decayScale, [decayScale.length, 1]) };
 }
 
 function fail(msg: string): never {
