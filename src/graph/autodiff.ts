@@ -158,6 +158,11 @@ const rules: Record<string, Rule> = {
     const dot = g.reduceSum(g.mul(gy, y), [axis], true);
     return [g.mul(y, g.sub(gy, dot))];
   },
+  // y = x − log Σ exp(x): dx = dy − softmax(x) · Σ dy.
+  LogSoftmax: (g, n, gy) => {
+    const axis = n.attrs.axis as number;
+    return [g.sub(gy, g.mul(g.exp(n.outputs[0]), g.reduceSum(gy, [axis], true)))];
+  },
   Where: (g, n, gy) => {
     const [c, a, b] = n.inputs as Value[];
     const zero = g.scalar(0);

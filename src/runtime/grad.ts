@@ -14,6 +14,8 @@ import { logSumExp, softmax } from './logits';
 
 /** A scalar loss of the logits [B,P,V] and its gradient with respect to them. */
 export type LogitLoss = (logits: Tensor, batch: Batch) => { loss: number; grad: Tensor };
+/** The same, computed asynchronously (a loss from runtime/losses.ts runs its graph in onnxruntime). */
+export type AsyncLogitLoss = (logits: Tensor, batch: Batch) => Promise<{ loss: number; grad: Tensor }>;
 
 /** Σ over rows and real positions of −log p(next token): the fixtures' loss. */
 export const nextTokenNll: LogitLoss = (logits, batch) => {
@@ -67,7 +69,7 @@ export interface GradientResult {
  * d loss / d (each name in `wrt`): hook names (any spelling) or weight names, canonical
  * ("layers.2.mixer.out_proj.weight") or as the checkpoint stores them ("backbone.layers.2...").
  */
-export async function gradients(model: Model, input: ModelInput, loss: LogitLoss, wrt: string[], opts: RunOptions = {}): Promise<GradientResult> {
+export async function gradients(model: Model, input: ModelInput, loss: LogitLoss | AsyncLogitLoss, wrt: string[], opts: RunOptions = {}): Promise<GradientResult> {
   const batch = model.batch(input);
   const tape = new Tape();
   const captured = new Map<string, Tensor>();
@@ -88,7 +90,7 @@ export async function gradients(model: Model, input: ModelInput, loss: LogitLoss
   }
   const res = await model.run(batch, { ...opts, hooks, tape, logits: opts.logits ?? 'all' });
   if (!res.logits) throw new FactlensError('gradients: the run produced no logits');
-  const { loss: value, grad } = loss(res.logits, batch);
+  const { loss: value, grad } = await loss(res.logits, batch);
   const leaves = targets.map((t) => t.get());
   const gs = await tape.backward(new Map([[res.logits, grad]]), leaves);
   return { loss: value, grads: new Map(targets.map((t, i) => [t.name, gs[i]])), logits: res.logits };

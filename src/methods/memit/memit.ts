@@ -18,7 +18,7 @@ import { normalizeRequest, EditRequest, NormalizedRequest } from '../rome/edit';
 import { EditMatrix, editSite, EditSite, parseMatrix, DEFAULT_MATRIX } from '../rome/sites';
 import { SecondMoment, secondMoments, StatsOptions } from '../rome/stats';
 import { ContextTemplateOptions, contextTemplates } from '../rome/templates';
-import { optimizeValue, ValueOptions, ValueResult, ValueTarget } from '../rome/value';
+import { optimizeValues, ValueOptions, ValueResult, ValueTarget } from '../rome/value';
 import { norm } from '../rome/linalg';
 import { checkLayers, defaultLayers } from './layers';
 import { bareRows, readHookRows, templateKeys } from './rows';
@@ -93,11 +93,9 @@ export function residualTarget(model: Model, layer: number): ValueTarget {
   return { layer, valueHook: `layers.${layer}.resid_post`, valueDim: model.config.dModel };
 }
 
-/** δ (ROME's v* optimisation) for each request at one place of the model. */
+/** δ (ROME's v* optimisation) for each request at one place of the model, batched over requests (rome/value.ts). */
 export async function optimizeDeltas(model: Model, requests: NormalizedRequest[], at: ValueTarget, templates: string[], opts: ValueOptions = {}): Promise<ValueResult[]> {
-  const out: ValueResult[] = [];
-  for (const r of requests) out.push(await optimizeValue(model, at, r.template, r.subject, r.targetIds, templates, opts));
-  return out;
+  return optimizeValues(model, at, requests, templates, opts);
 }
 
 export async function memit(model: Model, requests: EditRequest[], opts: MemitOptions = {}): Promise<MemitResult> {

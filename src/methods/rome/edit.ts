@@ -16,7 +16,7 @@ import { EditMatrix, editSite, EditSite } from './sites';
 import { SecondMoment, secondMoment, StatsOptions } from './stats';
 import { asTemplate, fill, subjectTokens } from './subject';
 import { ContextTemplateOptions, contextTemplates } from './templates';
-import { optimizeValue, ValueOptions, ValueStep } from './value';
+import { optimizeValue, ValueOptions, ValueResult, ValueStep } from './value';
 
 export interface EditRequest {
   /** "{} is located in the city of", or the prompt with the subject written in. */
@@ -52,6 +52,11 @@ export interface RomeOptions extends ValueOptions {
   baseModel?: Model;
   /** Context templates: the strings themselves, or how to sample them. */
   templates?: string[] | ContextTemplateOptions;
+  /**
+   * v* already optimised for this request, site, model and templates (optimizeValues, as the layer
+   * sweep does for many records at once): used instead of optimising it here.
+   */
+  value?: ValueResult;
 }
 
 export interface EditDiagnostics {
@@ -157,7 +162,8 @@ export async function rome(model: Model, request: EditRequest, opts: RomeOptions
   secs.key = (Date.now() - t) / 1000;
 
   t = Date.now();
-  const value = await optimizeValue(model, site, req.template, req.subject, req.targetIds, templates, opts);
+  if (opts.value && opts.value.vStar.length !== site.valueDim) throw new FactlensError(`value: v* has ${opts.value.vStar.length} entries, ${site.valueHook} has ${site.valueDim}`);
+  const value = opts.value ?? (await optimizeValue(model, site, req.template, req.subject, req.targetIds, templates, opts));
   secs.value = (Date.now() - t) / 1000;
 
   const bare = subjectTokens(model, req.template, req.subject);

@@ -4,10 +4,13 @@
  * on the record's prompts, optionally run the generation checks, and summarise.
  */
 import { CounterFactRecord, editRequestOf } from '../../data/counterfact';
+import { FactlensError } from '../../errors';
 import type { Model } from '../../runtime/model';
 import { progress as progressBar } from '../../viz/progress';
 import { CaseScores, scoreCase, summarize, Summary } from './counterfact-eval';
-import { rome, RomeOptions, defaultLayer } from './edit';
+import { rome, RomeOptions, defaultLayer, normalizeRequest } from './edit';
+import { optimizeValues } from './value';
+import { contextTemplates } from './templates';
 import { generationCheck, GenerationOptions } from './generation-checks';
 import { DEFAULT_MATRIX, editSite, EditMatrix, parseMatrix } from './sites';
 import { secondMoment, SecondMoment } from './stats';
@@ -55,6 +58,11 @@ export interface EvaluateOptions extends RomeOptions {
    * called for cases read back).
    */
   checkpoint?: CheckpointOption;
+  /**
+   * Records whose v* are optimised together in one batched optimisation (optimizeValues; default 20,
+   * 1: one by one). Also the checkpoint's unit of work: a group is appended when all of it is done.
+   */
+  valueBatch?: number;
 }
 
 export async function evaluateEdits(model: Model, records: CounterFactRecord[], opts: EvaluateOptions = {}): Promise<{ cases: CaseResult[]; summary: EvaluationSummary }> {
@@ -68,23 +76,35 @@ export async function evaluateEdits(model: Model, records: CounterFactRecord[], 
   try {
     const settings = () => runSettings(model, { ...opts, layer, matrix }, records);
     const keys = records.map((r, i) => unitKey(i, r.case_id));
-    cases = await checkpointedRows(opts.checkpoint, 'rome.evaluateEdits', settings, keys, 1, async ([i]) => {
+    const templates = Array.isArray(opts.templates) ? opts.templates : await contextTemplates(opts.baseModel ?? model, opts.templates);
+    const group = opts.valueBatch ?? 20;
+    if (!(Number.isInteger(group) && group >= 1)) throw new FactlensError(`valueBatch must be a positive integer, got ${group}`);
+    cases = await checkpointedRows(opts.checkpoint, 'rome.evaluateEdits', settings, keys, group, async (indices) => {
       throwIfAborted(opts.signal);
-      const r = records[i];
-      const t0 = Date.now();
-      const e = await rome(model, editRequestOf(r), { ...opts, layer, matrix, stats });
-      const t1 = Date.now();
-      const s = await scoreCase(e.model, r);
-      const g = opts.generation ? await generationCheck(e.model, r, opts.generation) : null;
-      const c: CaseResult = {
-        ...s, subject: r.requested_rewrite.subject, targetNew: r.requested_rewrite.target_new.str, targetTrue: r.requested_rewrite.target_true.str,
-        layer, matrix, vStarProb: e.diagnostics.trace[e.diagnostics.trace.length - 1].prob, steps: e.diagnostics.trace.length,
-        editSeconds: (t1 - t0) / 1000, evalSeconds: (Date.now() - t1) / 1000,
-        ...(g ? { fluency: g.fluency, mentionsNew: g.mentionsNew, mentionsTrue: g.mentionsTrue, generations: g.texts } : {}),
-      };
-      opts.onCase?.(c);
-      bar?.tick();
-      return [c];
+      const tv = Date.now();
+      const requests = indices.map((i) => normalizeRequest(model, editRequestOf(records[i])));
+      const values = await optimizeValues(model, site, requests, templates, opts);
+      const valueSeconds = (Date.now() - tv) / 1000 / indices.length; // each record's share of the batched v*
+      const out: CaseResult[] = [];
+      for (const [k, i] of indices.entries()) {
+        throwIfAborted(opts.signal);
+        const r = records[i];
+        const t0 = Date.now();
+        const e = await rome(model, editRequestOf(r), { ...opts, layer, matrix, stats, templates, value: values[k] });
+        const t1 = Date.now();
+        const s = await scoreCase(e.model, r);
+        const g = opts.generation ? await generationCheck(e.model, r, opts.generation) : null;
+        const c: CaseResult = {
+          ...s, subject: r.requested_rewrite.subject, targetNew: r.requested_rewrite.target_new.str, targetTrue: r.requested_rewrite.target_true.str,
+          layer, matrix, vStarProb: e.diagnostics.trace[e.diagnostics.trace.length - 1].prob, steps: e.diagnostics.trace.length,
+          editSeconds: valueSeconds + (t1 - t0) / 1000, evalSeconds: (Date.now() - t1) / 1000,
+          ...(g ? { fluency: g.fluency, mentionsNew: g.mentionsNew, mentionsTrue: g.mentionsTrue, generations: g.texts } : {}),
+        };
+        opts.onCase?.(c);
+        bar?.tick();
+        out.push(c);
+      }
+      return out;
     });
   } finally {
     bar?.done();
