@@ -1,12 +1,13 @@
 /**
- * npm run bench [-- --json] [--quick] [--large] [--models a,b] [--mode default|packed|both] [--no-torch] [--no-sweep] [--budget MS]
+ * npm run bench [-- --json] [--quick] [--large] [--models a,b] [--mode default|packed|both] [--no-torch] [--no-sweep] [--no-forward] [--no-generate] [--budget MS]
  *
  * Forward throughput (ms per forward of B × 16-token prompts, batch 1 and 32,
  * logits at every position) on the demo models and on random-weight
  * checkpoints of real shapes, with achieved matmul GFLOP/s next to the ORT
  * matmul peak measured in the same run, peak RSS over float32 weight bytes
  * (one child process per model, mode and batch), transformers on PyTorch side
- * by side where a Python with torch is available, and issue 3's sweep benchmark.
+ * by side where a Python with torch is available, issue 3's sweep benchmark, and greedy generation
+ * tokens/s on the mamba-130m / pythia-160m shapes against the memory-bandwidth bound (generate-bench.ts).
  * Each model runs as loaded by default and with packed weights (`--mode` picks
  * one; `--packed` = `--mode packed`). `--large` adds the 2.8b shapes (11 GB
  * checkpoints generated once, sharded; minutes per batch-32 forward).
@@ -26,6 +27,7 @@ import { BenchMode, ForwardRow, forwardTable, sweepTable, toJson } from './repor
 import { SweepBench, sweepBench } from './sweep-bench';
 import { torchEnv, torchForward } from './torch';
 import type { ChildResult } from './forward-child';
+import { GENERATE_MODELS, generateBench, GenerateRow, generateTable, NEW_TOKENS } from './generate-bench';
 
 interface Args {
   json: boolean;
@@ -33,6 +35,8 @@ interface Args {
   models: string[] | null;
   torch: boolean;
   sweep: boolean;
+  forward: boolean;
+  generate: boolean;
   budgetMs: number;
   /** How models are loaded: Model.load(dir), Model.load(dir, { packed: true }), or each in turn. */
   modes: BenchMode[];
@@ -41,13 +45,15 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { json: false, quick: false, models: null, torch: true, sweep: true, budgetMs: 2500, modes: ['default', 'packed'], large: false };
+  const a: Args = { json: false, quick: false, models: null, torch: true, sweep: true, forward: true, generate: true, budgetMs: 2500, modes: ['default', 'packed'], large: false };
   for (let i = 0; i < argv.length; i++) {
     const f = argv[i];
     if (f === '--json') a.json = true;
     else if (f === '--quick') a.quick = true;
     else if (f === '--no-torch') a.torch = false;
     else if (f === '--no-sweep') a.sweep = false;
+    else if (f === '--no-forward') a.forward = false;
+    else if (f === '--no-generate') a.generate = false;
     else if (f === '--packed') a.modes = ['packed'];
     else if (f === '--large') a.large = true;
     else if (f === '--mode') {
@@ -83,7 +89,7 @@ async function main(): Promise<void> {
   log(torch.note);
 
   const rows: ForwardRow[] = [];
-  for (const m of models) {
+  for (const m of args.forward ? models : []) {
     const dir = checkpointDir(m, log);
     const ckpt = openCheckpoint(dir);
     const cfg = ckpt.config;
@@ -124,6 +130,13 @@ async function main(): Promise<void> {
     }
   }
 
+  let generated: GenerateRow[] = [];
+  const genModels = GENERATE_MODELS.filter((n) => (args.models ? args.models.includes(n) : !args.quick));
+  if (args.generate && genModels.length) {
+    log('generation ...');
+    generated = await generateBench(genModels, torch.python, args.budgetMs, log);
+  }
+
   let sweep: SweepBench | null = null;
   if (args.sweep) {
     log('sweep benchmark ...');
@@ -140,6 +153,12 @@ async function main(): Promise<void> {
   out(forwardTable(rows, baseline));
   const issue = Object.entries(ISSUE_TORCH_MS).map(([k, [a, b]]) => `${k} ${a}/${b}`).join(', ');
   out(`\n(transformers ms per forward quoted in issue 2 for an idle machine, batch 1/32: ${issue})`);
+  if (generated.length) {
+    out('');
+    out(`Greedy generation, ${TOKENS}-token prompts, ${NEW_TOKENS} new tokens per row; tok/s = new tokens of all rows per second (best run, prompt read included).`);
+    out(`Bound = memory bandwidth ${generated[0].bandwidthGBs.toFixed(1)} GB/s (this run) / float32 weight bytes: every weight read once per step. Targets: batch 1 ≥80% of bound and ≥1.5x transformers; batch 32 ≥10x batch 1.`);
+    out(generateTable(generated));
+  }
   if (sweep) {
     out('');
     out(sweepTable(sweep));
@@ -148,7 +167,7 @@ async function main(): Promise<void> {
   out(`\nload average ${load0.toFixed(1)} at start, ${load1.toFixed(1)} at end on ${os.cpus().length} CPUs${Math.max(load0, load1) > os.cpus().length ? ': the machine was busy, so times are inflated' : ''}; bench took ${((performance.now() - started) / 1000).toFixed(0)} s.`);
 
   fs.mkdirSync(CACHE, { recursive: true });
-  const detail = { date: new Date().toISOString(), loadavg: [load0, load1], peak, baselineRss: baseline, torch: torch.note, rows, sweep };
+  const detail = { date: new Date().toISOString(), loadavg: [load0, load1], peak, baselineRss: baseline, torch: torch.note, rows, generate: generated, sweep };
   fs.writeFileSync(path.join(CACHE, 'bench-last.json'), JSON.stringify(detail, null, 1));
   out(`(details: ${path.relative(ROOT, path.join(CACHE, 'bench-last.json'))})`);
   if (args.json) process.stdout.write(JSON.stringify(toJson(rows)) + '\n');

@@ -58,12 +58,28 @@ export interface TorchRun {
   probe: number[];
 }
 
-/** Time transformers on one checkpoint for the given token batches. */
-export async function torchForward(python: string, dir: string, batches: Record<number, number[][]>, budgetMs: number): Promise<TorchRun[]> {
-  const p = await run(python, [path.join(ROOT, 'bench', 'torch_forward.py'), dir, String(budgetMs)], {
+/** Run one of the bench's Python scripts on a checkpoint with the token batches on stdin; its results. */
+async function torchScript<R>(python: string, script: string, args: string[], batches: Record<number, number[][]>, dir: string): Promise<R[]> {
+  const p = await run(python, [path.join(ROOT, 'bench', script), dir, ...args], {
     input: JSON.stringify(batches),
     env: { ...process.env, OMP_NUM_THREADS: '2', TOKENIZERS_PARALLELISM: 'false', HF_HUB_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' },
     timeoutMs: 10 * 60_000,
   });
-  return lastJson<{ results: TorchRun[] }>(p, `PyTorch on ${path.basename(dir)}`).results;
+  return lastJson<{ results: R[] }>(p, `PyTorch (${script}) on ${path.basename(dir)}`).results;
+}
+
+/** Time transformers on one checkpoint for the given token batches. */
+export function torchForward(python: string, dir: string, batches: Record<number, number[][]>, budgetMs: number): Promise<TorchRun[]> {
+  return torchScript<TorchRun>(python, 'torch_forward.py', [String(budgetMs)], batches, dir);
+}
+
+export interface TorchGenerateRun {
+  batch: number;
+  ms: number[];
+  tokens: number[]; // row 0's new tokens
+}
+
+/** Time transformers' greedy `generate` (with its cache) of `newTokens` tokens per row. */
+export function torchGenerate(python: string, dir: string, batches: Record<number, number[][]>, newTokens: number, budgetMs: number): Promise<TorchGenerateRun[]> {
+  return torchScript<TorchGenerateRun>(python, 'torch_generate.py', [String(newTokens), String(budgetMs)], batches, dir);
 }

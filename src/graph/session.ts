@@ -5,7 +5,7 @@
 import * as ort from 'onnxruntime-node';
 import { Graph } from './ir';
 import { externalFolder, live, toOnnx } from './onnx';
-import { Tensor } from '../runtime/tensor';
+import { Tensor, TensorData } from '../runtime/tensor';
 import { keepLargeBuffers } from './malloc-tuning';
 
 /** `externalFolder`: where the graph's external tensors' files are (see ExternalTensor). */
@@ -67,11 +67,7 @@ export class Compiled {
     for (const v of this.inputs) {
       const t = feeds[v.name];
       if (!t) throw new Error(`graph "${this.graph.name}": missing input "${v.name}"`);
-      ortFeeds[v.name] = t.data instanceof BigInt64Array
-        ? new ort.Tensor('int64', t.data, t.shape)
-        : t.data instanceof Uint8Array
-          ? new ort.Tensor('bool', t.data, t.shape)
-          : new ort.Tensor('float32', t.data, t.shape);
+      ortFeeds[v.name] = toOrt(t);
     }
     const names = outputs ?? this.graph.outputs.map((o) => o.name);
     const res = await this.session.run(ortFeeds, names);
@@ -83,7 +79,22 @@ export class Compiled {
     return out;
   }
 
+  /**
+   * Run on onnxruntime tensors the caller made once (weights, state buffers) and write every output
+   * into the caller's preallocated tensor of the right shape: nothing is wrapped or allocated per call.
+   */
+  async runInto(feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor>): Promise<void> {
+    await this.session.run(feeds, outputs);
+  }
+
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** A zero-copy onnxruntime view of a tensor (int64, bool or float32 by its array type). */
+export function toOrt(t: Tensor<TensorData>): ort.Tensor {
+  if (t.data instanceof BigInt64Array) return new ort.Tensor('int64', t.data, t.shape);
+  if (t.data instanceof Uint8Array) return new ort.Tensor('bool', t.data, t.shape);
+  return new ort.Tensor('float32', t.data, t.shape);
 }

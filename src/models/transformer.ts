@@ -16,6 +16,7 @@ import { StageDef, StageIO } from '../runtime/stage';
 import { layerNorm, rmsNorm } from './norms';
 import { declaredHook, HookPoints } from './hook-points';
 import { applyRotary } from './rotary';
+import { maskShape, ropeShape, withCache } from './kv-cache';
 import { TRANSFORMER_ADAPTERS, TransformerAdapter, TransformerSpec, transformerSpec } from './transformer-adapters';
 
 /** The transformers' hook points (TransformerLens names as aliases), declared where the graphs below create them. */
@@ -112,20 +113,20 @@ function attention(g: Graph, io: StageIO, hook: Hook, cfg: TransformerSpec, a: T
     kh = rmsNorm(g, kh, io.weight(`${a.kNorm}.weight`, [Dh]), cfg.eps); // [B,Hkv,T,Dh]
   }
   if (cfg.positions === 'rotary') {
-    const cos = io.act('rope_cos', ['T', Rd]); // [T,Rd]
-    const sin = io.act('rope_sin', ['T', Rd]); // [T,Rd]
+    const cos = io.act('rope_cos', ropeShape(io, Rd)); // [T,Rd] ([B,1,T,Rd] with a cache)
+    const sin = io.act('rope_sin', ropeShape(io, Rd)); // [T,Rd] ([B,1,T,Rd] with a cache)
     qh = applyRotary(g, qh, cos, sin, Rd, Dh); // [B,H,T,Dh]
     kh = applyRotary(g, kh, cos, sin, Rd, Dh); // [B,Hkv,T,Dh]
   }
   const qHooked = hook('attn.q', qh); // [B,H,T,Dh]
   const kHooked = hook('attn.k', kh); // [B,Hkv,T,Dh]
   const vHooked = hook('attn.v', vh); // [B,Hkv,T,Dh]
-  const mask = io.act('attn_mask', ['B', 1, 'T', 'T']); // [B,1,T,T] additive: 0 or −1e9
-  const kAll = repeatKv(g, kHooked, H, Hkv); // [B,H,T,Dh]
+  const mask = io.act('attn_mask', maskShape(io)); // [B,1,T,T] additive: 0 or −1e9 (keys [B,1,T,S+T] with a cache)
+  const kAll = repeatKv(g, withCache(g, io, 'k', kHooked), H, Hkv); // [B,H,T,Dh]
   const raw = g.mul(g.matmul(qHooked, g.transpose(kAll, [0, 1, 3, 2])), g.scalar(1 / Math.sqrt(Dh))); // [B,H,T,T]
   const scores = hook('attn.scores', g.add(raw, mask)); // [B,H,T,T]
   const pattern = hook('attn.pattern', g.softmax(scores, -1)); // [B,H,T,T]
-  const z = g.reshape(g.transpose(g.matmul(pattern, repeatKv(g, vHooked, H, Hkv)), [0, 2, 1, 3]), [0, 0, H * Dh]); // [B,T,H·Dh]
+  const z = g.reshape(g.transpose(g.matmul(pattern, repeatKv(g, withCache(g, io, 'v', vHooked), H, Hkv)), [0, 2, 1, 3]), [0, 0, H * Dh]); // [B,T,H·Dh]
   return hook('attn.out', project(io, g, hook('attn.z', z), a.out, D, H * Dh, cfg.outBias)); // [B,T,D]
 }
 

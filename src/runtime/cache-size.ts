@@ -17,8 +17,8 @@ function letterSizes(model: Model, batch: Batch, readout: number): Record<string
   const common = { B: batch.B, T: batch.T, D: c.dModel, V: c.vocabSize, P: readout };
   if (c.arch === 'mamba2') return { ...common, ...mamba2ShapeLetters(c) };
   if (c.arch === 'mamba') return { ...common, E: c.dInner, N: c.dState };
-  const heads = { ...common, H: c.nHead, Dh: c.headDim, F: c.dFF, HDh: c.nHead * c.headDim };
-  return c.arch === 'gpt_neox' ? heads : { ...heads, Hkv: c.nKvHeads };
+  // GPT-NeoX has one key/value head per query head (its table declares attn.k/v as [B,Hkv,T,Dh] too).
+  return { ...common, H: c.nHead, Dh: c.headDim, F: c.dFF, HDh: c.nHead * c.headDim, Hkv: c.arch === 'gpt_neox' ? c.nHead : c.nKvHeads };
 }
 
 /** Bytes of float32 activations the named hook points hold for `batch`. */
@@ -29,7 +29,10 @@ export function cacheBytes(model: Model, batch: Batch, names: string[], readout 
   for (const n of names) {
     const { local } = resolveHook(n, model.arch, model.nLayers, model.parallelResidual);
     const letters = shapes.get(local)!.slice(1, -1).split(',');
-    total += 4 * letters.reduce((p, l) => p * sizes[l], 1);
+    total += 4 * letters.reduce((p, l) => {
+      if (sizes[l] === undefined) throw new Error(`cacheBytes: no size for shape letter ${l} of ${local} ${shapes.get(local)} on ${model.arch}`); // a registry/shape-table mismatch
+      return p * sizes[l];
+    }, 1);
   }
   return total;
 }

@@ -1,13 +1,19 @@
 /**
- * Text generation: greedy or seeded top-k sampling. Mamba carries its
- * recurrent state from step to step (one token per step); GPT-NeoX reruns the
- * whole prefix each step (no KV cache: prompts here are short).
- * Rows of different lengths are generated in groups of equal length.
+ * Text generation: greedy or seeded top-k sampling. All rows of a call decode as one batch on the
+ * whole-stack decoder (decoder.ts: one session call per token, Mamba state or transformer key/value
+ * cache carried in preallocated buffers), whatever their lengths. Models loaded with packed weights
+ * (whose float32 weights are not in memory) keep the per-layer path: rows in groups of equal length,
+ * Mamba stepping its state, transformers rerunning the prefix.
+ *
+ * Sampling draws one number per row per step, rows in order, from one seeded stream: the same draws
+ * as the per-layer path when all rows have one length (ragged rows were drawn group by group there).
  */
+import { FactlensError } from '../errors';
 import type { Model, ModelInput } from './model';
 import { makeBatch } from './batch';
 import { MambaState } from './forward';
 import { Tensor } from './tensor';
+import { Decoder } from './decoder';
 
 export interface GenerateOptions {
   maxNewTokens?: number; // default 20
@@ -55,45 +61,61 @@ export function pickToken(logits: Float32Array, topK: number, temperature: numbe
 
 export async function generate(model: Model, input: ModelInput, opts: GenerateOptions = {}): Promise<Generation> {
   const prompts = model.batch(input).rows;
+  const maxNew = opts.maxNewTokens ?? 20;
+  if (!Number.isInteger(maxNew) || maxNew < 0) throw new FactlensError(`generate: maxNewTokens must be a whole number >= 0, got ${maxNew}`);
   const random = rng(opts.seed ?? 0);
-  const tokens: number[][] = prompts.map(() => []);
-  // Group rows by prompt length so each group runs as one unpadded batch.
-  const groups = new Map<number, number[]>();
-  prompts.forEach((p, i) => groups.set(p.length, [...(groups.get(p.length) ?? []), i]));
-  for (const rows of groups.values()) {
-    const out = await generateGroup(model, rows.map((r) => prompts[r]), opts, random);
-    rows.forEach((r, i) => (tokens[r] = out[i]));
+  let tokens: number[][] = prompts.map(() => []);
+  if (maxNew > 0 && !model.packedWeights) {
+    const decoder = await Decoder.open(model, prompts, maxNew);
+    tokens = await sampleRows(model, prompts.length, opts, random, (step, last) => (step === 0 ? decoder.first() : decoder.next(last)));
+  } else if (maxNew > 0) {
+    // Group rows by prompt length so each group runs as one unpadded batch.
+    const groups = new Map<number, number[]>();
+    prompts.forEach((p, i) => groups.set(p.length, [...(groups.get(p.length) ?? []), i]));
+    for (const rows of groups.values()) {
+      const out = await sampleRows(model, rows.length, opts, random, perLayerSteps(model, rows.map((r) => prompts[r])));
+      rows.forEach((r, i) => (tokens[r] = out[i]));
+    }
   }
   const texts = model.tokenizer ? tokens.map((t) => model.decode(t)) : tokens.map(() => '');
   return { prompts, tokens, texts };
 }
 
-async function generateGroup(model: Model, prompts: number[][], opts: GenerateOptions, random: () => number): Promise<number[][]> {
+/** Next-token logits [B,1,V] at `step` (0: after the prompts), given each row's token chosen last step. */
+type NextLogits = (step: number, last: number[]) => Promise<Tensor>;
+
+/** The sampling loop: a token per row per step until maxNewTokens or every row has ended. */
+async function sampleRows(model: Model, B: number, opts: GenerateOptions, random: () => number, logitsAt: NextLogits): Promise<number[][]> {
   const maxNew = opts.maxNewTokens ?? 20;
   const eos = model.config.eosTokenId;
   const stop = opts.stopAtEos ?? true;
   const V = model.config.vocabSize;
-  const seqs = prompts.map((p) => [...p]);
-  const done = prompts.map(() => false);
-  const out: number[][] = prompts.map(() => []);
-  let state: MambaState | undefined;
+  const done = new Array<boolean>(B).fill(false);
+  const out: number[][] = Array.from({ length: B }, () => []);
+  let last: number[] = [];
   for (let step = 0; step < maxNew && done.some((d) => !d); step++) {
-    let logits: Tensor; // [B,1,V]
-    if (model.recurrent) {
-      const feed = step === 0 ? seqs : seqs.map((s) => [s[s.length - 1]]);
-      const res = await model.run(makeBatch(feed, V, model.padId), { logits: 'last', state, returnState: true });
-      state = res.state;
-      logits = res.logits!;
-    } else {
-      logits = (await model.run(makeBatch(seqs, V, model.padId), { logits: 'last' })).logits!;
-    }
-    seqs.forEach((s, b) => {
-      const next = pickToken(logits.data.subarray(b * V, (b + 1) * V), opts.topK ?? 0, opts.temperature ?? 1, random);
-      s.push(next);
+    const logits = await logitsAt(step, last); // [B,1,V]
+    last = out.map((_, b) => pickToken(logits.data.subarray(b * V, (b + 1) * V), opts.topK ?? 0, opts.temperature ?? 1, random));
+    last.forEach((next, b) => {
       if (done[b]) return;
       if (stop && next === eos) done[b] = true;
       else out[b].push(next);
     });
   }
   return out;
+}
+
+/** The per-layer path for rows of one length: Mamba steps its state, a transformer reruns the prefix. */
+function perLayerSteps(model: Model, prompts: number[][]): NextLogits {
+  const V = model.config.vocabSize;
+  const seqs = prompts.map((p) => [...p]);
+  let state: MambaState | undefined;
+  return async (step, last) => {
+    last.forEach((t, b) => seqs[b].push(t));
+    if (!model.recurrent) return (await model.run(makeBatch(seqs, V, model.padId), { logits: 'last' })).logits!;
+    const feed = step === 0 ? seqs : last.map((t) => [t]);
+    const res = await model.run(makeBatch(feed, V, model.padId), { logits: 'last', state, returnState: true });
+    state = res.state;
+    return res.logits!;
+  };
 }

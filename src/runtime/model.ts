@@ -284,23 +284,27 @@ export class Model {
   }
 
   // ---- running --------------------------------------------------------------
-  /** Token embeddings [B,T,D] (a lookup done in TypeScript). */
-  embed(batch: Batch): Tensor {
+  /**
+   * Token embeddings [B,T,D] (a lookup done in TypeScript). `positionOffsets`: per row, the absolute
+   * position of its first token (decoding one token per row at its own position); default 0.
+   */
+  embed(batch: Batch, positionOffsets?: number[]): Tensor {
     const name = embeddingName(this.arch);
     const edited = this.overrides.get(name);
     const rows = edited ? gatherRows(edited, batch.ids) : this.base.rows(name, batch.ids); // [B*T,D]
-    const pos = this.positionEmbedding(batch);
+    const pos = this.positionEmbedding(batch, positionOffsets ?? new Array<number>(batch.B).fill(0));
     if (pos) for (let i = 0; i < rows.length; i++) rows[i] += pos[i];
     return new Tensor(rows, [batch.B, batch.T, this.config.dModel]);
   }
 
-  /** GPT-2's learned position rows for positions 0..T-1 of every row [B*T,D], or null (rotary / no positions). */
-  private positionEmbedding(batch: Batch): Float32Array | null {
+  /** GPT-2's learned position rows for positions offset..offset+T-1 of every row [B*T,D], or null (rotary / no positions). */
+  private positionEmbedding(batch: Batch, offsets: number[]): Float32Array | null {
     if (isSsmConfig(this.config) || this.config.arch === 'gpt_neox') return null;
     const name = TRANSFORMER_ADAPTERS[this.config.arch].posEmbed;
     if (name === undefined) return null;
-    if (batch.T > this.config.maxPositions) throw new FactlensError(`${this.name}: ${batch.T} tokens exceed the ${this.config.maxPositions} learned positions (n_positions)`);
-    const positions = Array.from({ length: batch.B * batch.T }, (_, i) => i % batch.T);
+    const end = Math.max(...offsets) + batch.T;
+    if (end > this.config.maxPositions) throw new FactlensError(`${this.name}: ${end} tokens exceed the ${this.config.maxPositions} learned positions (n_positions)`);
+    const positions = Array.from({ length: batch.B * batch.T }, (_, i) => offsets[Math.floor(i / batch.T)] + (i % batch.T));
     const edited = this.overrides.get(name);
     return edited ? gatherRows(edited, positions) : this.base.rows(name, positions); // [B*T,D]
   }

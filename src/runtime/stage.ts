@@ -43,6 +43,8 @@ export const hostOut = (op: string, k: string) => `hostout:${op}:${k}`;
 export interface StageOptions {
   /** Produce per-position SSM states (the mixer.state hook). */
   states?: boolean;
+  /** Attention reads cached keys/values of earlier positions and returns this run's (see models/kv-cache.ts). */
+  kvCache?: boolean;
 }
 
 export interface StageDef {
