@@ -10,18 +10,21 @@ import { Model } from '../src/runtime/model';
 import { pathBlockingHooks } from '../src/methods/information-flow/path-blocking';
 import { hiddenAttention, hiddenAttentionOf, scanInputs } from '../src/methods/attribution';
 import { rng } from '../src/runtime/generate';
+import { ssmLayout } from '../src/models/ssm';
 
 const FIX = path.join(__dirname, 'fixtures');
-const ids = [191, 80, 91, 337, 439, 269, 332, 17, 250];
+const ids = [191, 80, 91, 137, 239, 69, 232, 17, 250]; // < 256: the smallest fixture vocabulary
 
-describe('hidden attention on tiny-mamba', () => {
+// tiny-mamba2: 4 heads of 16 channels in 2 groups, so heads read different B and C.
+describe.each(['tiny-mamba', 'tiny-mamba2'])('hidden attention on %s', (fixture) => {
   let model: Model;
+  let E: number;
   beforeAll(async () => {
-    model = await Model.load(path.join(FIX, 'tiny-mamba'));
+    model = await Model.load(path.join(FIX, fixture));
+    E = ssmLayout(model.config)!.dInner;
   });
 
   it('Σ_q α_{t,q} u_q reproduces the scan output s_t to 1e-5 at every layer, position and channel', async () => {
-    const E = model.mambaConfig.dInner;
     const channels = [...Array(E).keys()];
     for (let layer = 0; layer < model.nLayers; layer++) {
       const x = await scanInputs(model, [ids], layer);
@@ -46,7 +49,6 @@ describe('hidden attention on tiny-mamba', () => {
 
   it("removing α_{t,q}'s term equals path blocking q → t (retention mode)", async () => {
     const layer = 2;
-    const E = model.mambaConfig.dInner;
     const x = await scanInputs(model, [ids], layer);
     const { perChannel } = hiddenAttentionOf(x, { channels: [...Array(E).keys()] });
     const hook = `layers.${layer}.mixer.ssm_out`;
@@ -67,7 +69,6 @@ describe('hidden attention on tiny-mamba', () => {
 
   it('aggregates equal their definitions over the per-channel α, whatever the block size', async () => {
     const layer = 1;
-    const E = model.mambaConfig.dInner;
     const x = await scanInputs(model, [ids], layer);
     const all = hiddenAttentionOf(x, { channels: [...Array(E).keys()], block: 7, aggregate: 'mean' });
     for (const aggregate of ['mean', 'abs', 'contribution'] as const) {
@@ -90,6 +91,12 @@ describe('hidden attention on tiny-mamba', () => {
     await expect(hiddenAttention(model, [ids, ids], 0)).rejects.toThrow(/single prompt/);
     const neox = await Model.load(path.join(FIX, 'tiny-neox'));
     await expect(hiddenAttention(neox, [ids], 0)).rejects.toThrow(/gpt_neox/);
+  });
+
+  it("each channel reads its own group's B and C (a group count that does not divide E is refused)", async () => {
+    const x = await scanInputs(model, [ids], 0);
+    expect(x.G ?? 1).toBe(model.arch === 'mamba2' ? 2 : 1);
+    expect(() => hiddenAttentionOf({ ...x, G: 3 })).toThrow(/groups G = 3 must divide/);
   });
 });
 

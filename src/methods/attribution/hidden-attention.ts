@@ -17,9 +17,11 @@ export interface ScanInputs {
   T: number;
   E: number;
   N: number;
+  /** Groups of channels sharing B and C (default 1): channel e reads group ⌊e·G/E⌋. */
+  G?: number;
   dt: Float32Array; // [T,E]
-  B: Float32Array; // [T,N]
-  C: Float32Array; // [T,N]
+  B: Float32Array; // [T,G·N]
+  C: Float32Array; // [T,G·N]
   u: Float32Array; // [T,E] the scan input
   A: Float32Array; // [E,N] = −exp(A_log)
   D: Float32Array; // [E]
@@ -48,6 +50,8 @@ const toRows = (m: Float64Array, T: number) => Array.from({ length: T }, (_, t) 
 /** Hidden attention of one sequence's scan inputs. */
 export function hiddenAttentionOf(x: ScanInputs, opts: HiddenAttentionOptions = {}): HiddenAttention {
   const { T, E, N } = x;
+  const G = x.G ?? 1;
+  if (!(Number.isInteger(G) && G >= 1 && E % G === 0)) throw new FactlensError(`hiddenAttention: groups G = ${G} must divide the ${E} channels`);
   const aggregate = opts.aggregate ?? 'abs';
   if (!['mean', 'abs', 'contribution'].includes(aggregate)) throw new FactlensError(`hiddenAttention: aggregate must be mean, abs or contribution, got "${aggregate}"`);
   const block = opts.block ?? 64;
@@ -63,6 +67,7 @@ export function hiddenAttentionOf(x: ScanInputs, opts: HiddenAttentionOptions = 
     alpha.fill(0);
     for (let i = 0; i < n; i++) {
       const e = e0 + i;
+      const bc = Math.floor((e * G) / E) * N; // offset of this channel's group in a [G·N] row of B and C
       let c = 0;
       for (let t = 0; t < T; t++) cum[t] = c += x.dt[t * E + e];
       const a = alpha.subarray(i * T * T, (i + 1) * T * T); // [T,T]
@@ -71,7 +76,7 @@ export function hiddenAttentionOf(x: ScanInputs, opts: HiddenAttentionOptions = 
         for (let t = q; t < T; t++) {
           const decay = cum[t] - cum[q];
           let s = 0;
-          for (let k = 0; k < N; k++) s += x.C[t * N + k] * Math.exp(x.A[e * N + k] * decay) * dq * x.B[q * N + k];
+          for (let k = 0; k < N; k++) s += x.C[t * G * N + bc + k] * Math.exp(x.A[e * N + k] * decay) * dq * x.B[q * G * N + bc + k];
           a[t * T + q] = s + (t === q ? x.D[e] : 0);
         }
       }
@@ -86,20 +91,29 @@ export function hiddenAttentionOf(x: ScanInputs, opts: HiddenAttentionOptions = 
   return { aggregated: toRows(agg, T), aggregate, perChannel };
 }
 
-/** The scan inputs of one prompt at a layer, from a run of the model. */
+/** The scan inputs of one prompt at a layer, from a run of the model (Mamba-1 or Mamba-2). */
 export async function scanInputs(model: Model, input: ModelInput, layer: number): Promise<ScanInputs> {
-  if (model.arch !== 'mamba') throw new FactlensError(`hiddenAttention: the model is ${model.arch}; hidden attention is defined for Mamba-1 models`);
+  const c = model.config;
+  if (c.arch !== 'mamba' && c.arch !== 'mamba2') throw new FactlensError(`hiddenAttention: the model is ${model.arch}; hidden attention is defined for Mamba models`);
   if (!(Number.isInteger(layer) && layer >= 0 && layer < model.nLayers)) throw new FactlensError(`hiddenAttention: layer ${layer} is out of range 0..${model.nLayers - 1}`);
   const batch = model.batch(input);
   if (batch.B !== 1) throw new FactlensError('hiddenAttention: give a single prompt');
   const p = `layers.${layer}.mixer.`;
   const res = await model.run(batch, { cache: [`${p}dt`, `${p}B`, `${p}C`, `${p}ssm_in`], untilLayer: layer + 1, logits: 'none' });
-  const { dInner: E, dState: N } = model.mambaConfig;
-  const A = model.weight(`${p}A_log`).data.map((v) => -Math.exp(v)); // [E,N]
-  return {
-    T: batch.T, E, N, A, D: model.weight(`${p}D`).data,
-    dt: res.cache.get(`${p}dt`).data, B: res.cache.get(`${p}B`).data, C: res.cache.get(`${p}C`).data, u: res.cache.get(`${p}ssm_in`).data,
-  };
+  const [dt, B, C, u] = ['dt', 'B', 'C', 'ssm_in'].map((n) => res.cache.get(`${p}${n}`).data); // [T,E or H], [T,G·N] ×2, [T,E]
+  const { dInner: E, dState: N } = c;
+  const negA = model.weight(`${p}A_log`).data.map((v) => -Math.exp(v)); // Mamba-1 [E,N]; Mamba-2 [H]
+  const D = model.weight(`${p}D`).data; // Mamba-1 [E]; Mamba-2 [H]
+  if (c.arch === 'mamba') return { T: batch.T, E, N, A: negA, D, dt, B, C, u };
+  // Mamba-2: spread each head's Δ, A and D over its P channels.
+  const { nHeads: H, headDim: P, nGroups: G } = c;
+  const T = batch.T;
+  const dtE = new Float32Array(T * E); // [T,E]
+  for (let t = 0; t < T; t++) for (let e = 0; e < E; e++) dtE[t * E + e] = dt[t * H + Math.floor(e / P)];
+  const A = new Float32Array(E * N); // [E,N]
+  for (let e = 0; e < E; e++) A.fill(negA[Math.floor(e / P)], e * N, (e + 1) * N);
+  const DE = Float32Array.from({ length: E }, (_, e) => D[Math.floor(e / P)]); // [E]
+  return { T, E, N, G, A, D: DE, dt: dtE, B, C, u };
 }
 
 /** Hidden attention of a prompt at a Mamba layer (heatmaps like attention patterns). */
