@@ -1,3 +1,4 @@
+import type { ModelConfig } from '../io/config-types';
 /**
  * Additive attention masks [B,1,T,T] (0 where query i may read key j, −1e9 where not): causal, without
  * the padding after each row's last real token, and for sliding-window layers without keys more than
@@ -15,4 +16,10 @@ export function attentionMask(lengths: readonly number[], T: number, window?: nu
     }
   }
   return mask;
+}
+
+/** The sliding window w of layer l, or undefined where the layer attends to every earlier key. */
+export function slidingWindowAt(c: ModelConfig, layer: number): number | undefined {
+  if (!('slidingWindow' in c) || c.slidingWindow === undefined) return undefined;
+  return 'slidingLayers' in c && c.slidingLayers?.includes(layer) ? c.slidingWindow : undefined;
 }

@@ -20,6 +20,7 @@ import { AttributionKind, hookOf, selectKinds, selectLayers } from './kinds';
 import type { AttributionMetric } from './metrics';
 import { checkPairs, Direction, pairBatches, PromptPair } from './pairs';
 import { qkRowEstimate } from './qk';
+import { slidingWindowAt } from '../../models/attention-mask';
 import { GradDropPass, gradDropPass } from './graddrop';
 
 export type AttributionMethod = 'atp' | 'atp*' | 'ig' | 'graddrop';
@@ -87,7 +88,7 @@ export async function attributionPatching(model: Model, pairs: PromptPair[], met
     const sourceValues = metricValues(src.logits!, pairOf, metric);
     const srcOf = (n: string) => src.cache.get(n);
     chunk.forEach((pair, b) => {
-      const est = (k: AttributionKind, l: number) => estimateOf(k, l, method, pass, srcOf, b, pair.clean.length);
+      const est = (k: AttributionKind, l: number) => estimateOf(k, l, method, pass, srcOf, b, pair.clean.length, slidingWindowAt(model.config, l));
       const byKind: Record<string, KindAttribution> = {};
       for (const k of kinds) {
         const rowsOf = layers.map((l) => est(k, l));
@@ -103,12 +104,12 @@ export async function attributionPatching(model: Model, pairs: PromptPair[], met
   return out;
 }
 
-function estimateOf(k: AttributionKind, l: number, method: AttributionMethod, pass: GradPass, src: (n: string) => Tensor, b: number, length: number): RowEstimate {
+function estimateOf(k: AttributionKind, l: number, method: AttributionMethod, pass: GradPass, src: (n: string) => Tensor, b: number, length: number, window?: number): RowEstimate {
   const at = (kind: string) => hookOf(kind, l);
   if (method === 'atp*' && (k.kind === 'attn.q' || k.kind === 'attn.k')) {
     const which = k.kind === 'attn.q' ? 'q' : 'k';
     return qkRowEstimate({
-      qBase: pass.acts.get(at('attn.q'))!, kBase: pass.acts.get(at('attn.k'))!, src: src(at(k.kind)), gradPattern: pass.grads.get(at('attn.pattern'))!,
+      qBase: pass.acts.get(at('attn.q'))!, kBase: pass.acts.get(at('attn.k'))!, src: src(at(k.kind)), gradPattern: pass.grads.get(at('attn.pattern'))!, window,
     }, which, b, length);
   }
   const n = at(inputsOf(k.kind, method)[0]);
