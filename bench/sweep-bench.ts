@@ -11,6 +11,7 @@ import { sweep, autoBatchSize, Row } from '../src/runtime/sweep';
 import type { InterventionSpec } from '../src/runtime/interventions';
 import type { Tensor } from '../src/runtime/tensor';
 import { mambaStateAt, resumeCacheNames } from '../src/runtime/resume';
+import { argmax, probOf } from '../src/runtime/logits';
 import { ROOT } from './configs';
 
 export interface SweepBench {
@@ -46,7 +47,7 @@ export async function sweepBench(log: (s: string) => void, sample = 12): Promise
   const interventions = (r: Row): InterventionSpec[] => [
     { hook: `layers.${r.layer}.resid_pre`, positions: [r.position as number], op: 'replace', source: { cache: 'clean' } },
   ];
-  const metric = (lg: Float32Array) => ({ p: softmaxAt(lg, target) });
+  const metric = (lg: Float32Array) => ({ p: probOf(lg, target) });
   const base = { input: corrupt, interventions, metric, caches: { clean: cleanRun.cache } };
   const prefix = { startLayer: (r: Row) => r.layer as number, resid: (l: number): Tensor => corruptRun.cache.get(names[l]) };
   const resume = {
@@ -86,18 +87,4 @@ export async function sweepBench(log: (s: string) => void, sample = 12): Promise
     runs: grid.length, layers: L, tokens: clean.length, batchSize: autoBatchSize(model, clean.length),
     sweepMs, prefixMs, resumedMs, oneByOneMsEach: each, oneByOneSample: sample, oneByOneMsEstimated: each * grid.length,
   };
-}
-
-function argmax(x: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
-  return best;
-}
-
-function softmaxAt(x: Float32Array, i: number): number {
-  let m = -Infinity;
-  for (const v of x) m = Math.max(m, v);
-  let s = 0;
-  for (const v of x) s += Math.exp(v - m);
-  return Math.exp(x[i] - m) / s;
 }

@@ -10,7 +10,7 @@ import path from 'path';
 import { Model } from '../src/runtime/model';
 import { interventionHooks } from '../src/runtime/interventions';
 import {
-  averageIndirectEffects, Corruption, effectStatus, groupTokens, indirectEffect, kindInfo, noiseCorruption, noiseSpecs,
+  averageIndirectEffects, promptEffectsAt, Corruption, effectStatus, groupTokens, indirectEffect, kindInfo, noiseCorruption, noiseSpecs,
   aieHeatmap, restoredLayers, restoreStates, scaledWindow, traceHeatmap, subjectEmbeddingStd, subtractAie, traceCorruption, TraceResult, traceKinds, 
 } from '../src/methods/causal-tracing';
 
@@ -179,6 +179,14 @@ describe('romba token groups (average_indirect_effects)', () => {
     expect(aie.values[0].every(Number.isNaN)).toBe(true); // b has an empty prefix
     expect(aie.values[3]).toEqual([(2 + 2) / 2, (20 + 20) / 2]);
     expect(averageIndirectEffects([a, b], { nan: 'skip' }).values[0]).toEqual([0, 0]);
+    // The per-prompt values behind a cell (for its standard error): the 'ok' prompts only, NaN left out; their mean is the cell.
+    const unknownFact = trace([1, 3], grid(5), 'not-known'); // finite IE, but the model does not know the fact
+    const subjectLast = promptEffectsAt([a, b, bad, unknownFact], 'subject_last', 1);
+    expect(subjectLast).toEqual([groupTokens(a.ie, a.span)[3][1], groupTokens(b.ie, b.span)[3][1]]);
+    expect((subjectLast[0] + subjectLast[1]) / 2).toBe(aie.values[3][1]);
+    expect(promptEffectsAt([a, b], 'prefix', 0)).toEqual([groupTokens(a.ie, a.span)[0][0]]); // b's prefix is empty (NaN)
+    expect(() => promptEffectsAt([a], 'subject_last', 5)).toThrow(/layer 5 was not traced/);
+    expect(() => promptEffectsAt([a], 'subject', 0)).toThrow(/no group "subject"/);
     const fig = aieHeatmap(aie);
     expect(fig.layout.yaxis.ticktext).toEqual(['prefix', 'subject_[:-2]*', 'subject_2nd_last*', 'subject_last*', 'further tokens', 'last token']);
     expect(fig.data[0].z[0]).toEqual([null, null]); // NaN cells are gaps

@@ -17,9 +17,10 @@ import type { HookFn } from '../src/runtime/forward';
 import { Tensor } from '../src/runtime/tensor';
 import {
   attentionKnockout, attentionKnockoutEdits, FactPrompt, mambaKnockout, meanActivations, meanSe, pathBlockingHooks,
-  pathRestoration, runVariants, softmaxAt, sourcePositions, subjectRange, where, wikitextDocuments, CorruptedPair, knockoutFigure, restorationFigure, restorationPanels, PinKind,
+  pathRestoration, runVariants, sourcePositions, subjectRange, where, wikitextDocuments, CorruptedPair, knockoutFigure, restorationFigure, restorationPanels, PinKind,
 } from '../src/methods/information-flow';
 import { FactlensError } from '../src/errors';
+import { probOf } from '../src/runtime/logits';
 
 const FIX = path.join(__dirname, 'fixtures');
 const A1 = [161, 71, 338, 280, 109, 92, 176, 253, 17, 400]; // subject [1,4)
@@ -36,12 +37,12 @@ function fact(model: Model, ids: number[], subject: [number, number], answer: nu
 async function top(model: Model, ids: number[]): Promise<{ id: number; p: number }> {
   const lg = (await model.run([ids], { logits: 'last' })).logits!.data;
   const id = lg.indexOf(Math.max(...lg));
-  return { id, p: softmaxAt(lg, 0, lg.length, id) };
+  return { id, p: probOf(lg, id) };
 }
 
 async function pDirect(model: Model, ids: number[], target: number, hooks: Array<[string, HookFn]>): Promise<number> {
   const lg = (await model.run([ids], { hooks, logits: 'last' })).logits!.data;
-  return softmaxAt(lg, 0, lg.length, target);
+  return probOf(lg, target);
 }
 
 beforeAll(async () => {
@@ -190,7 +191,7 @@ describe('attention knockout', () => {
     const all = [...Array(neox.nLayers).keys()];
     const [p] = await runVariants(neox, [{ ids: A, target: 7, edits: attentionKnockoutEdits(all, T - 1, [...Array(T - 1).keys()]) }]);
     const lg = (await neox.run([[A[T - 1]]], { logits: 'last' })).logits!.data;
-    expect(p).toBeCloseTo(softmaxAt(lg, 0, lg.length, 7), 6);
+    expect(p).toBeCloseTo(probOf(lg, 7), 6);
   });
 
   it('the experiment table matches direct runs', async () => {

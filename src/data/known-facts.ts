@@ -7,8 +7,8 @@
 import * as aq from 'arquero';
 import type { Model } from '../runtime/model';
 import { FactlensError } from '../errors';
-import { makeBatch } from '../runtime/batch';
-import { bucketed } from '../methods/causal-tracing/prompts';
+import { bucketed, makeBatch } from '../runtime/batch';
+import { argmax, logitsAt, probOf } from '../runtime/logits';
 import { fillTemplate, Relation } from './relations';
 
 type Table = ReturnType<typeof aq.from>;
@@ -73,9 +73,10 @@ export async function knownFacts(model: Model, relations: Relation | Relation[],
       const prompts = chunk.map((s) => (opts.prefix ?? '') + fillTemplate(template, s.subject));
       const batch = bucketed(makeBatch(prompts.map((p) => model.encode(p)), model.config.vocabSize, model.padId), 8);
       const logits = (await model.run(batch, { logits: 'last', signal: opts.signal })).logits!; // [b,1,V]
-      const V = logits.shape[2];
       chunk.forEach((s, b) => {
-        const { id, p } = top1(logits.data, b * V, V);
+        const row = logitsAt(logits, b, 0); // [V]
+        const id = argmax(row);
+        const p = probOf(row, id);
         const predicted = model.tokenStrings([id])[0];
         const ok = isNontrivialPrefix(predicted, s.object);
         if (ok && (opts.limit === undefined || known < opts.limit)) {
@@ -95,11 +96,3 @@ export async function knownFacts(model: Model, relations: Relation | Relation[],
 
 const COLUMNS = ['relation', 'subject', 'object', 'template', 'prompt', 'predicted', 'predictedId', 'p', 'known'];
 
-/** Argmax of a logit row and its softmax probability. */
-export function top1(x: Float32Array, off: number, V: number): { id: number; p: number } {
-  let id = 0;
-  for (let v = 1; v < V; v++) if (x[off + v] > x[off + id]) id = v;
-  let sum = 0;
-  for (let v = 0; v < V; v++) sum += Math.exp(x[off + v] - x[off + id]);
-  return { id, p: 1 / sum };
-}

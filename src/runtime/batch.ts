@@ -35,3 +35,16 @@ export function makeBatch(rows: number[][], vocabSize: number, padId = 0): Batch
 export function lastPositions(batch: Batch): number[] {
   return batch.lengths.map((n) => n - 1);
 }
+
+/**
+ * A right-padded batch padded further to a multiple of `bucket` tokens. Exact: every row's real
+ * tokens and its last-token logits are unchanged by padding after them. Keeps the number of
+ * distinct sequence lengths (each compiled and kept by the engine) small.
+ */
+export function bucketed(batch: Batch, bucket: number): Batch {
+  const T = Math.ceil(batch.T / bucket) * bucket;
+  if (T === batch.T) return batch;
+  const ids = new Int32Array(batch.B * T).fill(batch.padId); // [B,T]
+  batch.rows.forEach((r, b) => ids.set(r, b * T));
+  return { ...batch, T, ids };
+}

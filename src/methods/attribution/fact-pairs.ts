@@ -6,7 +6,7 @@
 import type * as aq from 'arquero';
 import type { Model } from '../../runtime/model';
 import { altSubjectCorruption, alignsWith, chooseAltSubjects, FactRow } from '../causal-tracing/corruption';
-import { argmax } from '../causal-tracing/effects';
+import { argmax } from '../../runtime/logits';
 import type { PromptPair } from './pairs';
 
 type Table = ReturnType<typeof aq.from>;

@@ -115,6 +115,21 @@ export function averageIndirectEffects(results: TraceResult[], opts: AieOptions 
   };
 }
 
+/** Each informative prompt's IE in one token group at one layer (window centre): the values an AIE cell averages, for its uncertainty. */
+export function promptEffectsAt(results: TraceResult[], group: string, layer: number): number[] {
+  const g = AIE_GROUPS.indexOf(group);
+  if (g < 0) throw new FactlensError(`promptEffectsAt: no group "${group}" (groups: ${AIE_GROUPS.join(', ')})`);
+  const out: number[] = [];
+  for (const r of results) {
+    if (r.status !== 'ok') continue;
+    const l = r.layers.indexOf(layer);
+    if (l < 0) throw new FactlensError(`promptEffectsAt: layer ${layer} was not traced (layers ${r.layers[0]}..${r.layers[r.layers.length - 1]})`);
+    const x = groupTokens(r.ie, r.span)[g][l];
+    if (!Number.isNaN(x)) out.push(x);
+  }
+  return out;
+}
+
 /** The paper's "subtract" panel: AIE(o) − AIE(s) − AIE(g), per cell of the averaged maps. */
 export function subtractAie(o: Aie, s: Aie, g: Aie): Aie {
   if (o.layers.join() !== s.layers.join() || o.layers.join() !== g.layers.join()) throw new FactlensError('subtractAie: maps cover different layers');

@@ -39,18 +39,3 @@ export function normalizeGrid(p: ArrayLike<number>[], high: number, low: number,
   return p.map((row) => Array.from(row, (x) => indirectEffect(x, high, low, minGap)));
 }
 
-/** Softmax probability of token `id` in a logit row. */
-export function probOf(logits: ArrayLike<number>, id: number): number {
-  let max = -Infinity;
-  for (let v = 0; v < logits.length; v++) if (logits[v] > max) max = logits[v];
-  let sum = 0;
-  for (let v = 0; v < logits.length; v++) sum += Math.exp(logits[v] - max);
-  return Math.exp(logits[id] - max) / sum;
-}
-
-/** Argmax of a logit row. */
-export function argmax(logits: ArrayLike<number>): number {
-  let best = 0;
-  for (let v = 1; v < logits.length; v++) if (logits[v] > logits[best]) best = v;
-  return best;
-}

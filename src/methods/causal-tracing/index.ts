@@ -11,11 +11,11 @@ export {
 export type { Corruption, CorruptedRun, NoiseOptions, PromptOptions, AltChoiceOptions, FactRow } from './corruption';
 export { traceKinds, kindInfo, scaledWindow, restoredLayers, PAPER_WINDOW, PAPER_LAYERS } from './kinds';
 export type { TraceKind, KindInfo } from './kinds';
-export { indirectEffect, effectStatus, normalizeGrid, probOf, argmax, DEFAULT_MIN_GAP } from './effects';
+export { indirectEffect, effectStatus, normalizeGrid, DEFAULT_MIN_GAP } from './effects';
 export type { EffectStatus } from './effects';
 export { traceCorruption, traceMany, restoreStates, traceTable, traceSummary, noiseSpecs } from './trace';
 export type { TraceOptions, TraceResult } from './trace';
-export { groupTokens, averageIndirectEffects, subtractAie, aieTable, peak, AIE_GROUPS, AIE_SUBJECT_ROWS } from './aie';
+export { groupTokens, averageIndirectEffects, promptEffectsAt, subtractAie, aieTable, peak, AIE_GROUPS, AIE_SUBJECT_ROWS } from './aie';
 export type { Aie, AieOptions } from './aie';
 export { traceFacts, tracesOfKind, averageByKind, roundRobin } from './facts';
 export type { TraceFactsOptions, FactTraces } from './facts';

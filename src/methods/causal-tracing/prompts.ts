@@ -7,7 +7,6 @@
  */
 import { FactlensError } from '../../errors';
 import type { Model } from '../../runtime/model';
-import type { Batch } from '../../runtime/batch';
 import { tokenSpan } from '../../data/subject-span';
 
 export interface TracePrompt {
@@ -93,17 +92,4 @@ export function eosId(model: Model): number {
   const id = model.tokenizer?.eosId ?? model.config.eosTokenId;
   if (id === null || id === undefined) throw new FactlensError(`${model.name} has no end-of-text token id`);
   return id;
-}
-
-/**
- * A right-padded batch padded further to a multiple of `bucket` tokens. Exact: every row's real
- * tokens and its last-token logits are unchanged by padding after them. Keeps the number of
- * distinct sequence lengths (each compiled and kept by the engine) small.
- */
-export function bucketed(batch: Batch, bucket: number): Batch {
-  const T = Math.ceil(batch.T / bucket) * bucket;
-  if (T === batch.T) return batch;
-  const ids = new Int32Array(batch.B * T).fill(batch.padId); // [B,T]
-  batch.rows.forEach((r, b) => ids.set(r, b * T));
-  return { ...batch, T, ids };
 }

@@ -23,11 +23,10 @@ import type { Model } from '../../runtime/model';
 import type { HookFn, MambaState } from '../../runtime/forward';
 import type { ActivationCache } from '../../runtime/cache';
 import { mambaStateAt, resumeCacheNames, stackStates } from '../../runtime/resume';
-import { makeBatch } from '../../runtime/batch';
+import { bucketed, makeBatch } from '../../runtime/batch';
 import { autoBatchSize } from '../../runtime/sweep';
 import { Tensor } from '../../runtime/tensor';
 import { KindInfo, restoredLayers } from './kinds';
-import { bucketed } from './prompts';
 
 /** One corrupted run: row `row` of a cached base batch. */
 export interface BaseRun {

@@ -12,7 +12,8 @@ import { interventionHooks, InterventionSpec } from '../../runtime/interventions
 import type { Row } from '../../runtime/sweep';
 import { BaseRun, baseRuns, Cell, cleanRuns, runGroup } from './runner';
 import { Corruption, CorruptedRun } from './corruption';
-import { argmax, DEFAULT_MIN_GAP, EffectStatus, effectStatus, normalizeGrid, probOf } from './effects';
+import { DEFAULT_MIN_GAP, EffectStatus, effectStatus, normalizeGrid } from './effects';
+import { argmax, probOf } from '../../runtime/logits';
 import { kindInfo, PAPER_WINDOW, restoredLayers, TraceKind, traceKinds } from './kinds';
 import { isNontrivialPrefix } from '../../data/known-facts';
 

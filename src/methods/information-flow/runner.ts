@@ -11,6 +11,7 @@ import type { Model } from '../../runtime/model';
 import { makeBatch } from '../../runtime/batch';
 import { autoBatchSize } from '../../runtime/sweep';
 import { Tensor } from '../../runtime/tensor';
+import { logitsAt, probOf } from '../../runtime/logits';
 import { PathBlock, pathBlockingHooks } from './path-blocking';
 
 /** An in-place edit of one row's activation at a hook; `view` has the hook's shape without the batch axis. */
@@ -68,8 +69,7 @@ export async function runVariants(model: Model, variants: Variant[], opts: RunVa
       startAt = { layer: layer0, resid: new Tensor(resid, [batch.B, batch.T, D]) };
     }
     const res = await model.run(batch, { hooks: hooksFor(model, chunk), logits: 'last', startAt, signal: opts.signal });
-    const V = res.logits!.shape[2];
-    chunk.forEach((v, b) => (out[idx[b]] = softmaxAt(res.logits!.data, b * V, V, v.target)));
+    chunk.forEach((v, b) => (out[idx[b]] = probOf(logitsAt(res.logits!, b, 0), v.target)));
     opts.onProgress?.(Math.min(from + bs, order.length), order.length);
   }
   return out;
@@ -90,15 +90,6 @@ function hooksFor(model: Model, chunk: Variant[]): Array<[string, HookFn]> {
   const blocks: PathBlock[] = chunk.flatMap((v, row) => (v.blocks ?? []).map((b) => ({ ...b, rows: [row] })));
   if (blocks.length) hooks.push(...pathBlockingHooks(model, blocks));
   return hooks;
-}
-
-/** softmax(logits[off..off+V))[id], in float64. */
-export function softmaxAt(logits: Float32Array, off: number, V: number, id: number): number {
-  let m = -Infinity;
-  for (let v = 0; v < V; v++) m = Math.max(m, logits[off + v]);
-  let s = 0;
-  for (let v = 0; v < V; v++) s += Math.exp(logits[off + v] - m);
-  return Math.exp(logits[off + id] - m) / s;
 }
 
 /** Set positions of a [T,W] view (a row of a [B,T,W] activation) to vectors. */

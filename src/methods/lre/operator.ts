@@ -7,6 +7,7 @@
 import { FactlensError } from '../../errors';
 import type { Model } from '../../runtime/model';
 import { Tensor } from '../../runtime/tensor';
+import { probOf, topKIndices } from '../../runtime/logits';
 import { LreLayer } from './sites';
 import { lowRankApprox, matrix, Matrix, pinvApplyRanks, svd, Svd } from './linalg';
 
@@ -117,24 +118,8 @@ export interface TokenPrediction {
 
 /** Top-k tokens of one logit row. */
 export function topK(model: Model, logits: Float32Array, k: number, off = 0, V = logits.length - off): TokenPrediction[] {
-  let max = -Infinity;
-  for (let v = 0; v < V; v++) max = Math.max(max, logits[off + v]);
-  let sum = 0;
-  for (let v = 0; v < V; v++) sum += Math.exp(logits[off + v] - max);
-  const best: number[] = [];
-  for (let v = 0; v < V; v++) {
-    const x = logits[off + v];
-    if (best.length < k || x > logits[off + best[best.length - 1]]) {
-      let i = best.length < k ? best.length : best.length - 1;
-      if (best.length < k) best.push(v);
-      while (i > 0 && logits[off + best[i - 1]] < x) {
-        best[i] = best[i - 1];
-        i--;
-      }
-      best[i] = v;
-    }
-  }
-  return best.map((id) => ({ id, token: model.tokenizer ? model.decode([id]) : `<${id}>`, prob: Math.exp(logits[off + id] - max) / sum }));
+  const row = logits.subarray(off, off + V); // [V]
+  return topKIndices(row, k).map((id) => ({ id, token: model.tokenizer ? model.decode([id]) : `<${id}>`, prob: probOf(row, id) }));
 }
 
 /** Decode residual vectors [N,D] with the final norm and unembedding; top-k per row. */
