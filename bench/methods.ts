@@ -1,13 +1,14 @@
 /**
- * npx tsx bench/methods.ts [--models mamba-facts,neox-facts,mamba-130m,pythia-160m] [--json]
+ * npx tsx bench/methods.ts [--models mamba-facts,neox-facts,mamba-130m,pythia-160m] [--methods causal-trace,lre-jacobian,knockout] [--json]
  *
  * Method-level bench (issue #20): the experiment a researcher waits for, ours against the same work in
  * PyTorch + transformers (bench/torch_methods.py, hooks batched over cells) in one run on this machine.
  * Methods: the single-prompt causal-tracing map (every kind of the architecture, one 11-token prompt
  * pair, "The Space Needle is located in the city of" vs "The Eiffel Tower ...", random ids on the
- * random-weight shapes), and one prompt's LRE Jacobian set (∂z/∂h at every layer). Each side runs once
- * to warm up and once timed; the results must agree (max |Δ|). Not yet here: a ROME edit and a
- * knockout sweep (no PyTorch counterpart written yet).
+ * random-weight shapes), one prompt's LRE Jacobian set (∂z/∂h at every layer), and one prompt's knockout
+ * sweep (every source set × window centre: attention knockout on GPT-NeoX, the paper's mean ablation of a
+ * on Mamba). Each side runs once to warm up and once timed; the results must agree (max |Δ|). Not yet
+ * here: a ROME edit (no PyTorch counterpart written for the bench).
  * Appends `{ kind: 'method', method, model, ms, torchMs, maxAbsDiff }` rows to .cache/bench-last.json.
  */
 import fs from 'fs';
@@ -18,11 +19,16 @@ import { checkpointDir } from './checkpoints';
 import { CACHE, MODELS, ROOT, benchIds } from './configs';
 import { lastJson, run } from './proc';
 import { torchEnv } from './torch';
+import { argmax, probOf } from '../src/runtime/logits';
 
 const args = process.argv.slice(2);
 const NAMES = arg('--models', 'mamba-facts,neox-facts,mamba-130m,pythia-160m').split(',');
 const JSON_OUT = args.includes('--json');
-const METHODS = ['causal-trace', 'lre-jacobian'] as const;
+const METHODS = ['causal-trace', 'lre-jacobian', 'knockout'] as const;
+const CHOSEN = arg('--methods', METHODS.join(',')).split(',').map((m) => {
+  if (!(METHODS as readonly string[]).includes(m)) throw new Error(`--methods: unknown method ${JSON.stringify(m)} (known: ${METHODS.join(', ')})`);
+  return m as (typeof METHODS)[number];
+});
 /** #20's targets for the single-prompt map, ms: the demo models, the 130m/160m shapes. */
 const MAP_TARGET_MS: Record<string, number> = { 'mamba-facts': 1000, 'neox-facts': 1000, 'mamba-130m': 10_000, 'pythia-160m': 10_000 };
 
@@ -53,8 +59,8 @@ async function main(): Promise<void> {
     if (!spec) throw new Error(`--models: unknown bench model ${JSON.stringify(name)} (known: ${MODELS.map((m) => m.name).join(', ')})`);
     const dir = checkpointDir(spec, log);
     const model = await Model.load(dir);
-    for (const method of METHODS) {
-      const row = await (method === 'causal-trace' ? causalTraceRow : lreJacobianRow)(model, name, dir, torch);
+    for (const method of CHOSEN) {
+      const row = await ({ 'causal-trace': causalTraceRow, 'lre-jacobian': lreJacobianRow, knockout: knockoutRow })[method](model, name, dir, torch);
       rows.push(row);
       log(`${name}: ${method} (${row.work}): ours ${row.ms.toFixed(0)} ms` +
         (row.torchMs !== null ? `, torch ${row.torchMs.toFixed(0)} ms, ratio ${(row.torchMs / row.ms).toFixed(2)}×, max |Δ| ${row.maxAbsDiff!.toExponential(1)}` : `, no torch (${row.note ?? torch.note})`) +
@@ -149,6 +155,54 @@ async function lreJacobianRow(model: Model, name: string, dir: string, torch: To
   return {
     kind: 'method', method: 'lre-jacobian', model: name, ms, torchMs: 'ms' in side ? side.ms : null, maxAbsDiff,
     work: `${ks.length} Jacobians [${D}×${D}], ${prompt.ids.length} tokens`, ...(note ? { note } : {}),
+  };
+}
+
+/**
+ * One prompt's knockout sweep: every source set × window centre (the window causal tracing scales to the
+ * model). GPT-NeoX: attention knockout; Mamba: mean ablation of a, with means over 4 random 64-token
+ * documents (the same tensor goes to both sides).
+ */
+async function knockoutRow(model: Model, name: string, dir: string, torch: Torch): Promise<MethodRow> {
+  const inf = await import('../src/methods/information-flow');
+  const ct = await import('../src/methods/causal-tracing');
+  const { layerWindow } = await import('../src/runtime/interventions');
+  const pair = model.tokenizer
+    ? ct.altSubjectCorruption(model, '{} is located in the city of', 'The Space Needle', 'The Eiffel Tower')
+    : randomPair(model.config.vocabSize);
+  const ids = pair.clean;
+  const last = await model.logits([ids], { last: true }); // [1, V]
+  const answer = argmax(last);
+  const pClean = probOf(last, answer);
+  const prompt = { relation: 'bench', subject: pair.subject, object: '', template: '', prompt: pair.prompt, ids, subjectRange: pair.subjectRange, answer, answerText: '', pClean };
+  const window = ct.scaledWindow(model.arch, model.nLayers);
+  const sets = inf.SOURCE_SETS;
+  const means = model.recurrent ? await inf.meanActivations(model, benchIds(4, 64, model.config.vocabSize)) : null; // [L, E]
+  const { value: ours, ms } = await timed(() => (means
+    ? inf.mambaKnockout(model, [prompt], { method: 'mean', means, window, sets })
+    : inf.attentionKnockout(model, [prompt], { window, sets })));
+  const T = ids.length;
+  const centres = [...Array(model.nLayers).keys()];
+  const variants = sets.flatMap((set) => centres.map((c) => ({ set, layer: c, layers: layerWindow(c, window, model.nLayers), positions: inf.sourcePositions(set, pair.subjectRange, T) })));
+  const E = means?.shape[1] ?? 0;
+  const job = {
+    ids, answer, chunk: 64, variants: variants.map(({ layers, positions }) => ({ layers, positions })),
+    means: means ? centres.map((l) => Array.from(means.data.subarray(l * E, (l + 1) * E))) : null,
+  };
+  const side = await torchSide<{ p: number[] }>(torch, 'knockout', dir, job);
+  let maxAbsDiff: number | null = null;
+  if ('out' in side) {
+    const rows = ours.objects() as Array<{ set: string; layer: number; p: number }>;
+    maxAbsDiff = 0;
+    variants.forEach((v, j) => {
+      const r = rows.find((x) => x.set === v.set && x.layer === v.layer)!;
+      maxAbsDiff = Math.max(maxAbsDiff!, Math.abs(r.p - side.out.p[j]));
+    });
+  }
+  return {
+    kind: 'method', method: 'knockout', model: name, ms, torchMs: 'ms' in side ? side.ms : null, maxAbsDiff,
+    work: `${means ? 'mean ablation of a' : 'attention knockout'}, ${sets.length} source sets × ${centres.length} centres, window ${window}, ${T} tokens`,
+    ...('note' in side ? { note: side.note } : {}),
   };
 }
 

@@ -10,15 +10,24 @@ Cells are batched: every cell of one kind is a row of one batch (chunked), each 
 position at its own layers from the clean run.
 
 
+Knockout: every (source set, window centre) variant of one prompt as a row of one batch (chunked).
+GPT-NeoX: attention knockout (Geva et al.): in the window's layers the last token's pre-softmax scores
+to the source positions are set to -1e9 in every head, through transformers' own eager attention
+function wrapped per layer. Mamba: the paper's mean ablation of a (the conv input, in_proj's x half): in
+the window's layers a := the given mean at the sources, every other non-final position clamped to its
+clean a, the last position free.
+
 LRE Jacobians: J_k = ∂(stream e at the last token)/∂(stream k at the subject's last token) for several k
 (stream k = the residual entering layer k), from one forward with the streams captured by pre-hooks and
 D cotangents pushed back at once with torch.autograd.grad(..., is_grads_batched=True).
 
     python torch_methods.py causal-trace DIR < {"clean": [ids], "corrupt": [[ids]], "answer": id,
                                                 "kinds": {kind: [[restored layers of centre 0], ...]}, "chunk": rows}
+    python torch_methods.py knockout DIR < {"ids": [ids], "answer": id, "variants": [{"layers": [...], "positions": [...]}],
+                                            "means": [[E] per layer] (Mamba) or null, "chunk": rows}
     python torch_methods.py lre-jacobian DIR < {"ids": [ids], "subjectLast": t, "ks": [k...], "e": e}
 print one JSON line: {"torch", "transformers", "ms": [warm-up, timed], "p": {kind: [[p per centre] per position]}}
-or {..., "J": {k: {"rows": sampled row indices, "values": those rows of J_k, "frobenius": ‖J_k‖_F}}}.
+or {..., "p": [p per variant]} (knockout) or {..., "J": {k: {"rows": sampled row indices, "values": those rows of J_k, "frobenius": ‖J_k‖_F}}}.
 """
 import json
 import sys
@@ -125,6 +134,94 @@ def trace_map(model, job):
     return out
 
 
+# Knockout rows of the batch being run: layer -> list of (row, source positions); "clean_x": layer -> [E, T].
+KNOCK = {"rows": {}, "means": None, "clean_x": {}, "record": False}
+
+
+def knock_scores(layer, scores):
+    """scores [B, H, T, T] before the mask: the last query's scores to each row's sources := -1e9."""
+    for row, positions in KNOCK["rows"].get(layer, []):
+        scores[row, :, -1, positions] = -1e9
+    return scores
+
+
+def instrument_knockout(model):
+    if hasattr(model, "backbone"):  # Mamba: a (in_proj's x half) is not a module output, so the mixer's slow path is rewritten
+        for l, block in enumerate(model.backbone.layers):
+            block.mixer.forward = mamba_knock_forward(block.mixer, l)
+        return
+    import transformers.models.gpt_neox.modeling_gpt_neox as neox
+
+    def knocked(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+        scores = knock_scores(module.layer_idx, torch.matmul(query, key.transpose(2, 3)) * scaling)  # [B, H, T, T]
+        if attention_mask is not None:
+            scores = scores + attention_mask
+        else:
+            T = scores.shape[-1]
+            scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), torch.finfo(scores.dtype).min)
+        weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)  # [B, H, T, T]
+        return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+    neox.eager_attention_forward = knocked  # looked up at call time by GPTNeoXAttention.forward
+
+
+def mamba_knock_forward(mixer, layer):
+    """MambaMixer's slow path with a (the conv input) replaced per knockout row."""
+
+    def forward(hidden_states, *args, **kwargs):
+        B, T, _ = hidden_states.shape
+        x, z = mixer.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # [B, E, T] each
+        if KNOCK["record"]:
+            KNOCK["clean_x"][layer] = x[0].detach().clone()  # [E, T]
+        elif KNOCK["rows"].get(layer):
+            x = x.clone()
+            mean = KNOCK["means"][layer]  # [E]
+            clean = KNOCK["clean_x"][layer]  # [E, T]
+            for row, positions in KNOCK["rows"][layer]:
+                others = [t for t in range(T - 1) if t not in positions]
+                x[row, :, others] = clean[:, others]
+                x[row, :, positions] = mean[:, None]
+        x = mixer.act(mixer.conv1d(x)[..., :T])  # [B, E, T]
+        R, N = mixer.time_step_rank, mixer.ssm_state_size
+        dt, Bm, Cm = torch.split(mixer.x_proj(x.transpose(1, 2)), [R, N, N], dim=-1)  # [B, T, R], [B, T, N] ×2
+        dt = F.softplus(mixer.dt_proj(dt)).transpose(1, 2)  # [B, E, T]
+        A = -torch.exp(mixer.A_log.float())  # [E, N]
+        dA = torch.exp(A[None, :, None, :] * dt[..., None])  # [B, E, T, N]
+        dBu = dt[..., None] * Bm[:, None, :, :] * x[..., None]  # [B, E, T, N]
+        state = torch.zeros(B, x.shape[1], N)  # [B, E, N]
+        ys = []
+        for t in range(T):
+            state = dA[:, :, t] * state + dBu[:, :, t]
+            ys.append((state * Cm[:, None, t, :]).sum(-1))  # [B, E]
+        s = torch.stack(ys, dim=-1) + x * mixer.D[None, :, None]  # [B, E, T]
+        return mixer.out_proj((s * mixer.act(z)).transpose(1, 2))  # [B, T, D]
+
+    return forward
+
+
+def knockout(model, job):
+    """p(answer) at the last position for every variant."""
+    ids = torch.tensor([job["ids"]])
+    T = ids.shape[1]
+    KNOCK["means"] = torch.tensor(job["means"]) if job.get("means") else None  # [L, E]
+    KNOCK["record"] = True
+    model(ids)
+    KNOCK["record"] = False
+    variants = job["variants"]
+    out = []
+    for v0 in range(0, len(variants), job["chunk"]):
+        chunk = variants[v0:v0 + job["chunk"]]
+        plan = {}
+        for row, v in enumerate(chunk):
+            for layer in v["layers"]:
+                plan.setdefault(layer, []).append((row, v["positions"]))
+        KNOCK["rows"] = plan
+        logits = model(ids.expand(len(chunk), T)).logits[:, -1]  # [rows, V]
+        out += torch.softmax(logits.double(), dim=-1)[:, job["answer"]].tolist()
+    KNOCK["rows"] = {}
+    return out
+
+
 def layers_of(model):
     return model.backbone.layers if hasattr(model, "backbone") else model.gpt_neox.layers
 
@@ -159,7 +256,8 @@ def main() -> None:
     method, directory = sys.argv[1], sys.argv[2]
     job = json.load(sys.stdin)
     torch.set_num_threads(2)
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
+    eager = {"attn_implementation": "eager"} if method == "knockout" else {}
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, **eager)
     model.eval()
     ms = []
     if method == "causal-trace":
@@ -168,6 +266,13 @@ def main() -> None:
             for _ in range(2):  # warm-up, then the timed run
                 t0 = time.perf_counter()
                 result = {"p": trace_map(model, job)}
+                ms.append((time.perf_counter() - t0) * 1000)
+    elif method == "knockout":
+        instrument_knockout(model)
+        with torch.inference_mode():
+            for _ in range(2):
+                t0 = time.perf_counter()
+                result = {"p": knockout(model, job)}
                 ms.append((time.perf_counter() - t0) * 1000)
     elif method == "lre-jacobian":
         for _ in range(2):
