@@ -23,6 +23,9 @@
 // numbers as relative depth. To run on real checkpoints, change the `MODELS` line below (e.g. a local
 // `state-spaces/mamba-2.8b-hf` and `EleutherAI/pythia-2.8b-deduped`). The window then becomes the
 // paper's 10 layers by itself. On a CPU, budget hours for the paper's ~400 prompts at 2.8B.
+//
+// Sizes: the default run traces 100 known facts per model; `FACTLENS_NB_QUICK=1` (the test suite's
+// setting) traces 12, only to check that the cells run; `FACTLENS_NB_FULL=1` traces 200.
 
 // %%
 import * as aq from 'arquero';
@@ -33,14 +36,20 @@ import {
   Aie, aieHeatmap, altSubjectCorruption, averageByKind, noiseCorruption, peak, roundRobin, scaledWindow, subjectEmbeddingStd,
   kindInfo, traceCorruption, traceFacts, traceHeatmap, traceHeatmaps, TraceKind, traceMany, TraceResult,
 } from '../src/methods/causal-tracing';
+import { promptEffectsAt, tracesOfKind } from '../src/methods/causal-tracing';
+import type { FactTraces } from '../src/methods/causal-tracing';
 import { markdown, progressCallback, showFigure, showTable, subplots } from '../src/viz';
+import { estimate, formatEstimate } from '../src/stats';
+
+const FULL = process.env.FACTLENS_NB_FULL === '1';
+const QUICK = !FULL && process.env.FACTLENS_NB_QUICK === '1';
 
 /** The two models (paths relative to notebooks/). Change this line to run on real checkpoints. */
 const MODELS = { mamba: '../data/models/mamba-facts', pythia: '../data/models/neox-facts' };
 /** Known facts traced per model for the average maps (the paper: 952 prompts for the residual stream). */
-const N_FACTS = 30;
+const N_FACTS = FULL ? 200 : QUICK ? 12 : 100;
 /** Known facts kept per relation; each relation's known facts are also its pool of alternative subjects. */
-const PER_RELATION = 12;
+const PER_RELATION = QUICK ? 12 : 40;
 /** Seed for choosing alternative subjects (romba's choice was unseeded). */
 const SEED = 0;
 /** Single-prompt examples: template, subject, alternative subject, the true object (the paper's demo used Michael Jordan / Pelé). */
@@ -115,10 +124,12 @@ showTable(examples.flatMap((perModel, i) => perModel.map((res) => ({
 // %%
 const kindLabel = (m: Model, kind: string) => (kind === 'o − s − g' ? kind : kindInfo(m.arch, kind as TraceKind).label);
 const aies: Aie[][] = [];
+const traceSets: FactTraces[] = [];
 const summaries = [];
 for (const [i, m] of models.entries()) {
   const facts = roundRobin(known[i], N_FACTS);
   const traces = await traceFacts(m, facts, { pool: known[i], seed: SEED, window: windows[i], minGap: MIN_GAP, onProgress: progressCallback(`${m.name}: ${facts.numRows()} facts`) });
+  traceSets.push(traces);
   aies.push(averageByKind(m, traces));
   summaries.push(traces.summary);
 }
@@ -170,25 +181,29 @@ const firstAbove = (a: Aie, group: string, level: number) => {
   const i = row.findIndex((v) => v >= level);
   return i < 0 ? NaN : a.layers[i];
 };
+/** The AIE at a map's cell with its standard error over the prompts it averages: "0.55 ± 0.03 (n = 92)". */
+const withSe = (i: number, kind: TraceKind, group: string, layer: number) =>
+  formatEstimate(estimate(promptEffectsAt(tracesOfKind(traceSets[i], kind), group, layer)), { digits: 2 });
 const describe = (i: number) => {
   const m = models[i];
   const L = m.nLayers;
   const get = (k: string) => aies[i].find((a) => a.kind === k)!;
   const res = get('residual');
   const early = peak(res, 'subject_last');
+  const late = peak(res, 'last token');
   const lateStart = firstAbove(res, 'last token', 0.5);
   const lines = [
-    `**${m.name}** (${L} layers, ${res.count} prompts). Early site: residual at the subject's last token peaks at layer ${early.layer} ` +
-    `(AIE ${f2(early.value)}, depth ${depth(early.layer, L)}). Late site: residual at the last token reaches 0.5 ` +
+    `**${m.name}** (${L} layers, ${res.count} informative prompts of ${res.count + res.excluded}). Early site: residual at the subject's last token peaks at layer ${early.layer} ` +
+    `(AIE ${withSe(i, 'residual', 'subject_last', early.layer)}, depth ${depth(early.layer, L)}). Late site: residual at the last token reaches 0.5 ` +
     (Number.isNaN(lateStart) ? 'at no layer' : `from layer ${lateStart} (depth ${depth(lateStart, L)})`) +
-    `, peaking at ${f2(peak(res, 'last token').value)}.`,
+    `, peaking at ${withSe(i, 'residual', 'last token', late.layer)} (layer ${late.layer}).`,
   ];
-  const inBlock = m.arch === 'mamba' ? [['out', 'o'], ['ssm', 's'], ['gate', 'g']] : [['mlp', 'MLP'], ['attn', 'attention']];
+  const inBlock: Array<[TraceKind, string]> = m.arch === 'mamba' ? [['out', 'o'], ['ssm', 's'], ['gate', 'g']] : [['mlp', 'MLP'], ['attn', 'attention']];
   for (const [k, name] of inBlock) {
     const a = get(k);
     const s = peak(a, 'subject_last');
     const l = peak(a, 'last token');
-    lines.push(`${name}: subject-last peak ${f2(s.value)} at centre ${s.layer} (depth ${depth(s.layer, L)}); last-token peak ${f2(l.value)} at centre ${l.layer} (depth ${depth(l.layer, L)}).`);
+    lines.push(`${name}: subject-last peak ${withSe(i, k, 'subject_last', s.layer)} at centre ${s.layer} (depth ${depth(s.layer, L)}); last-token peak ${withSe(i, k, 'last token', l.layer)} at centre ${l.layer} (depth ${depth(l.layer, L)}).`);
   }
   const diff = aies[i].find((a) => a.kind === 'o − s − g');
   if (diff) {
@@ -216,8 +231,9 @@ markdown(`In the paper, both models show an early-middle site at the subject's l
   `In Pythia-2.8b the early site is the MLP at centres 0–9 (peak at 5, depth 0.16) and the late site is attention at ~17–21 (0.53–0.66). ` +
   `Here, ${mamba.name}'s o peaks at the subject's last token at centre ${em.e} (depth ${em.de}), ${em.order} s peaks at the last token ` +
   `(centre ${em.l}, depth ${em.dl}). ${pythia.name}'s MLP peaks at the subject's last token at centre ${ep.e} (depth ${ep.de}), ` +
-  `${ep.order} attention peaks at the last token (centre ${ep.l}, depth ${ep.dl}). These are ${N_FACTS}-fact averages on 10M-parameter ` +
-  `demo models with ${windows[0]}-layer windows, so compare the ordering and relative depths, not the values.`);
+  `${ep.order} attention peaks at the last token (centre ${ep.l}, depth ${ep.dl}). These are averages over ${oM.count} (${mamba.name}) and ${mlpP.count} (${pythia.name}) ` +
+  `informative facts${QUICK ? ' (quick mode: too few to read anything into)' : ''} on 10M-parameter demo models with ${windows[0]}-layer windows, ` +
+  `so compare the ordering and relative depths, not the values; the standard errors above say how far each peak value could move with other facts.`);
 
 // %% [markdown]
 // ## 5. ROME's corruption: Gaussian noise on the subject

@@ -19,8 +19,14 @@
 //
 // The notebook runs on the bundled demo models `mamba-facts` (16 layers) and `neox-facts` (8 layers,
 // Pythia's architecture), 10M-parameter stand-ins for the 2.8B models. Read layer numbers as relative
-// depth: the paper's layer 15 of 64 (Mamba) and 15 of 32 (Pythia) is layer 4 here. CI runs a small
-// configuration (constants below); `FACTLENS_NB_FULL=1` runs the paper's settings on more records.
+// depth: the paper's layer 15 of 64 (Mamba) and 15 of 32 (Pythia) is layer 4 here.
+//
+// Sizes: the default run scores 50 known CounterFact records per model and sweeps every matrix at every
+// other layer of mamba-facts and every layer of neox-facts with 10 records per point, with v* from 5
+// context templates and 8 Adam steps (the single edit in §3 uses the paper's 21 and 20).
+// `FACTLENS_NB_FULL=1` sweeps every layer with 20 records per point and scores 200 records with the
+// paper's v* settings (the sweep alone took 10 minutes here at 20 records); `FACTLENS_NB_QUICK=1` (the
+// test suite's setting) runs a few records, only to check that the cells run.
 
 // %%
 import { Model } from '../src';
@@ -30,19 +36,27 @@ import {
   lossTraceFigure, rome, RomeOptions, romeLayerSweep, scoreCase, secondMoments, summarize, sweepFigure, SweepRow, topTokens,
 } from '../src/methods/rome';
 import { markdown, showFigure, showTable } from '../src/viz';
+import { estimate, formatEstimate } from '../src/stats';
 
 const FULL = process.env.FACTLENS_NB_FULL === '1';
+const QUICK = !FULL && process.env.FACTLENS_NB_QUICK === '1';
 /** Tokens of WikiText-2 for C = E[kkᵀ] (the paper: 100,000 Wikipedia articles; keys here have ≤ 1,024 dims). */
-const STATS = { samples: FULL ? 100_000 : 5_000, maxLength: 256 };
+const STATS = { samples: FULL ? 100_000 : QUICK ? 5_000 : 20_000, maxLength: 256 };
 /** Known CounterFact records edited and scored per model (the paper: 2,000). */
-const N_CF = FULL ? 100 : 4;
-/** v* settings for the CounterFact runs and the sweep: the paper's in FULL; in CI 5 context templates and 8 steps. */
+const N_CF = FULL ? 200 : QUICK ? 4 : 50;
+/** v* settings for the CounterFact runs and the sweep: the paper's in FULL; otherwise 5 context templates and 8 steps. */
 const EVAL: RomeOptions = FULL ? {} : { templates: { lengths: [[5, 2], [10, 2]] }, steps: 8 };
 /** Generation checks per edited record: prompts and new tokens (ROME: 10 prompts, 100 tokens). */
-const GENERATION = { prompts: 5, maxNewTokens: 20 };
-/** Records per layer and the layers of the sweep (FULL: every layer). */
-const SWEEP_RECORDS = FULL ? 30 : 2;
-const sweepLayers = (m: Model) => (FULL ? Array.from({ length: m.nLayers }, (_, l) => l) : [0, defaultLayer(m), m.nLayers - 1]);
+const GENERATION = { prompts: QUICK ? 2 : 5, maxNewTokens: 20 };
+/** Records per layer and the layers of the sweep (FULL: every layer; default: every other layer of models deeper than 8, and the last; quick: three). */
+const SWEEP_RECORDS = FULL ? 20 : QUICK ? 2 : 10;
+const sweepLayers = (m: Model) => {
+  if (QUICK) return [0, defaultLayer(m), m.nLayers - 1];
+  const step = FULL || m.nLayers <= 8 ? 1 : 2;
+  return [...new Set([...Array.from({ length: Math.ceil(m.nLayers / step) }, (_, i) => i * step), m.nLayers - 1])];
+};
+/** A score over records with its standard error, as a percentage: "86.0 ± 4.9 (n = 50)". */
+const pct = (xs: number[]) => formatEstimate(estimate(xs.filter((x) => !Number.isNaN(x))), { scale: 100 });
 
 const t0 = Date.now();
 const mamba = await Model.load('../data/models/mamba-facts');
@@ -192,7 +206,7 @@ showTable(models.flatMap((m) => {
 }), { title: `CounterFact: first ${N_CF} known records per model` });
 showTable(models.flatMap((m) => cf.get(m.name)!.cases.map((c) => ({
   model: m.name, subject: c.subject, 'true → new': `${c.targetTrue} → ${c.targetNew}`, ES: c.ES, PS: c.PS, NS: c.NS, 'p(new) rewrite': c.rewrite.pNew, 'p(true) rewrite': c.rewrite.pTrue,
-}))), { title: 'Per case', limit: 2 * N_CF });
+}))), { title: 'Per case', limit: 20 });
 markdown(`Known records: ${models.map((m) => `${m.name} knows ${known.get(m.name)!.length} of ${records.length}`).join(', ')}.`);
 
 // %% [markdown]
@@ -227,8 +241,8 @@ markdown(models.map((m) => {
 // ## 5. Layer sweep
 //
 // Edit at each layer, for each matrix, and score. The paper's figure uses 2,000 known records per
-// layer and all 64 / 32 layers; CI runs a few layers on a couple of records (constants at the top), so
-// the curves are coarse: with 2 records a success rate moves in steps of 50 %.
+// layer and all 64 / 32 layers; here the layers and records per point set at the top (in quick mode a
+// few layers on 2 records, where a rate moves in steps of 50 %).
 
 // %%
 const sweepRows: SweepRow[] = [];
@@ -269,15 +283,17 @@ showTable(cmp, { title: `Paper (layer 15) vs demo models (layer ${LAYER.get(mamb
 const sM = cf.get(mamba.name)!.summary, sN = cf.get(neox.name)!.summary;
 const lastLayer = (m: Model, matrix: string) => sweepRows.find((r) => r.model === m.name && r.matrix === matrix && r.layer === m.nLayers - 1);
 const f1 = (x: number | undefined) => (x === undefined ? 'n/a' : x.toFixed(1));
+const casesOf = (m: Model) => cf.get(m.name)!.cases;
+const scores = (m: Model) => ['ES', 'PS', 'NS'].map((k) => `${k} ${pct(casesOf(m).map((c) => (c as unknown as Record<string, number>)[k]))}`).join(', ');
 markdown([
-  `On ${sM.n} known CounterFact records, ROME at mamba-facts' W_o (layer ${sM.layer}) reaches ES ${f1(sM.ES)}, PS ${f1(sM.PS)}, NS ${f1(sM.NS)} (S ${f1(sM.S)}); `
+  `On ${sM.n} known CounterFact records, ROME at mamba-facts' W_o (layer ${sM.layer}) reaches ${scores(mamba)} (S ${f1(sM.S)}; ± is the standard error over records); `
   + `the paper reports ES ${PAPER['mamba W_o'].ES}, PS ${PAPER['mamba W_o'].PS}, NS ${PAPER['mamba W_o'].NS} (S ${PAPER['mamba W_o'].S}) at Mamba-2.8b's layer 15. `
-  + `At neox-facts' W_down (layer ${sN.layer}): ES ${f1(sN.ES)}, PS ${f1(sN.PS)}, NS ${f1(sN.NS)} (S ${f1(sN.S)}), against Pythia-2.8b's ${PAPER['pythia W_down'].ES} / ${PAPER['pythia W_down'].PS} / ${PAPER['pythia W_down'].NS} (S ${PAPER['pythia W_down'].S}).`,
+  + `At neox-facts' W_down (layer ${sN.layer}): ${scores(neox)} (S ${f1(sN.S)}), against Pythia-2.8b's ${PAPER['pythia W_down'].ES} / ${PAPER['pythia W_down'].PS} / ${PAPER['pythia W_down'].NS} (S ${PAPER['pythia W_down'].S}).`,
   `Before any edit the same records give ES ${f1(pre.get(mamba.name)!.ES)} (mamba-facts) and ${f1(pre.get(neox.name)!.ES)} (neox-facts): efficacy comes from the edit.`,
   `At the last layer the paper's ES is ${PAPER_LAST_ES.W_o} (W_o), ${PAPER_LAST_ES.W_g} (W_g), ${PAPER_LAST_ES.W_a} (W_a) and ${PAPER_LAST_ES.W_down} (Pythia W_down); here it is `
   + `${f1(lastLayer(mamba, 'W_o')?.ES)}, ${f1(lastLayer(mamba, 'W_g')?.ES)}, ${f1(lastLayer(mamba, 'W_a')?.ES)} and ${f1(lastLayer(neox, 'W_down')?.ES)} `
-  + `(${SWEEP_RECORDS} records per point${FULL ? '' : ', CI settings: treat as indicative'}). The reason is structural: v* changes the block output at the subject's last token, `
+  + `(${SWEEP_RECORDS} records per point, so one record moves a rate by ${f1(100 / SWEEP_RECORDS)} points${QUICK ? '; quick mode: treat as a smoke test' : ''}). The reason is structural: v* changes the block output at the subject's last token, `
   + `and at the last layer nothing carries that token's W_o, W_g or W_down output to the prompt's last token; W_a's output also feeds the same layer's Conv+SSM, which does.`,
-  `Caveats: 10M-parameter demo models, ${STATS.samples} WikiText-2 tokens for C instead of 100,000 Wikipedia articles, ${FULL ? 'the paper\'s v* settings' : '5 context templates and 8 steps for the CounterFact runs and the sweep instead of 21 and 20'}, and ${N_CF} records instead of 2,000. `
+  `Caveats: 10M-parameter demo models, ${STATS.samples} WikiText-2 tokens for C instead of 100,000 Wikipedia articles, ${FULL ? 'the paper\'s v* settings' : '5 context templates and 8 steps for the CounterFact runs and the sweep instead of 21 and 20'}, and ${sM.n} / ${sN.n} records instead of 2,000. `
   + `The notebook ran in ${((Date.now() - t0) / 60000).toFixed(1)} minutes.`,
 ].join('\n\n'));

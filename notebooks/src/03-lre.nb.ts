@@ -24,10 +24,14 @@
 // mode with the library's gradient tape (256 unit cotangents in one batched backward pass, all layers at
 // once), never by finite differences.
 //
-// **Run size.** The cell below sets the size. By default (and in CI) the notebook runs a reduced
-// version that finishes in a few minutes; set `FACTLENS_NB_FULL=1` in the environment before starting
-// the kernel for the paper's settings (8 relations in the layer sweeps, all 25 relations of the paper's
-// bar chart, 3 trials, n = 5, every layer, rank step 8). That takes hours on two cores.
+// **Run size.** The cell below sets the size. The default run sweeps every (Mamba: every other) layer
+// for two relations of the paper's sweep figure with 3 random train/test splits (std bands), n = 5, up to
+// 50 test subjects and rank step 32, and draws the per-relation bars for all eight relations of the
+// paper's sweep figure (outside the sweeps at each model's 3 best sweep layers, one split, faithfulness
+// only). `FACTLENS_NB_QUICK=1` (the test suite's setting) runs 1 split, n = 3 and 12 test subjects, only
+// to check that the cells run; `FACTLENS_NB_FULL=1` the paper's settings everywhere (the eight sweep
+// relations, all 25 relations of the paper's bar chart swept at every layer with causality, 3 splits,
+// rank step 8), which takes hours on two cores.
 
 // %%
 import * as aq from 'arquero';
@@ -38,30 +42,34 @@ import {
   relationSummary, relationTitle, sortedRelations, sweepFigure, sweepRelation, SweepRow, SweepSettings, TokenPrediction,
 } from '../src/methods/lre';
 import { markdown, progress, showFigure, showTable } from '../src/viz';
+import { estimate, formatEstimate } from '../src/stats';
+import { argmax } from '../src/runtime/logits';
 
 const FULL = process.env.FACTLENS_NB_FULL === '1';
-/** Relations of the layer sweeps (full: the eight of the paper's sweep figure). */
+const QUICK = !FULL && process.env.FACTLENS_NB_QUICK === '1';
+/** Relations of the layer sweeps (FULL: the eight of the paper's sweep figure). */
 const SWEEP_RELATIONS = FULL ? Object.keys(PAPER_SWEEP_PEAKS) : ['country_capital_city', 'person_plays_instrument'];
-/** Relations of the per-relation bars (full: all 25 of the paper's bar chart). */
-const BAR_RELATIONS = FULL ? Object.keys(PAPER_RELATION_BARS) : [...SWEEP_RELATIONS]; // add ids here to see more bars
-const TRIALS = FULL ? 3 : 1; // random train/test splits (the paper: 3)
-const N_TRAIN = FULL ? 5 : 3; // training samples per LRE (the paper: 5; fewer and shorter prompts in CI)
-const MAX_TEST = FULL ? 100 : 12; // cap on the knowledge-filtered test set
-const MAX_CANDIDATES = FULL ? null : 30; // cap on samples run through the knowledge filter
+/** Relations of the per-relation bars (FULL: all 25 of the paper's bar chart; default: the eight of its sweep figure). */
+const BAR_RELATIONS = FULL ? Object.keys(PAPER_RELATION_BARS) : QUICK ? [...SWEEP_RELATIONS] : Object.keys(PAPER_SWEEP_PEAKS); // add ids here to see more bars
+const TRIALS = QUICK ? 1 : 3; // random train/test splits of the sweeps (the paper: 3)
+const BAR_TRIALS = FULL ? 3 : 1; // splits for the bars of relations outside the sweeps
+const N_TRAIN = QUICK ? 3 : 5; // training samples per LRE (the paper: 5)
+const MAX_TEST = FULL ? 100 : QUICK ? 12 : 50; // cap on the knowledge-filtered test set
+const MAX_CANDIDATES = FULL ? null : QUICK ? 30 : 150; // cap on samples run through the knowledge filter
 const BETA_STEPS = 25; // β ∈ linspace(0, βmax, 25); βmax = 12 (Mamba), 6 (Pythia)
 const RANK_STEP = FULL ? 8 : 32; // ranks range(0, d, step) for the causality search
-/** Bars for relations outside the sweeps use this many of the model's best sweep layers. */
+/** Bars for relations outside the sweeps use this many of the model's best sweep layers (FULL: every layer, with causality). */
 const BAR_LAYERS = FULL ? null : 3;
 const SEED = 0;
 
 const models = [await Model.load('../data/models/mamba-facts'), await Model.load('../data/models/neox-facts')];
-/** Layers: every layer; in CI Mamba's even layers, as the paper plots Mamba ([emb ≡ 0], 0, 2, 4, …). */
+/** Layers: every layer in FULL; otherwise Mamba's even layers, as the paper plots Mamba ([emb ≡ 0], 0, 2, 4, …). */
 const layersOf = (m: Model): LreLayer[] => lreLayers(m, m.arch === 'mamba' && !FULL ? 2 : 1);
 const settings = (m: Model): SweepSettings => ({
   layers: layersOf(m), trials: TRIALS, nTrain: N_TRAIN, maxTest: MAX_TEST, maxCandidates: MAX_CANDIDATES, seed: SEED,
   betas: betaGrid(m, BETA_STEPS), ranks: rankGrid(m, RANK_STEP), k: 3,
 });
-markdown(`Run: **${FULL ? 'full (paper settings)' : 'reduced (CI)'}**: ${SWEEP_RELATIONS.length} relation(s) in the layer sweeps, ${BAR_RELATIONS.length} in the bars, ${TRIALS} trial(s), n = ${N_TRAIN}, ≤ ${MAX_TEST} test subjects, ${BETA_STEPS} β values, rank step ${RANK_STEP}, layers ${models.map((m) => `${m.name} [${layersOf(m).join(', ')}]`).join(' and ')}. Models: ${models.map((m) => `${m.name} (${m.nLayers} layers, d = ${m.config.dModel})`).join(', ')}.`);
+markdown(`Run: **${FULL ? 'full (paper settings)' : QUICK ? 'quick (a smoke test: too small to read)' : 'default'}**: ${SWEEP_RELATIONS.length} relation(s) in the layer sweeps with ${TRIALS} trial(s), ${BAR_RELATIONS.length} in the bars (${BAR_TRIALS} trial(s) outside the sweeps), n = ${N_TRAIN}, ≤ ${MAX_TEST} test subjects, ${BETA_STEPS} β values, rank step ${RANK_STEP}, layers ${models.map((m) => `${m.name} [${layersOf(m).join(', ')}]`).join(' and ')}. Models: ${models.map((m) => `${m.name} (${m.nLayers} layers, d = ${m.config.dModel})`).join(', ')}.`);
 
 // %% [markdown]
 // ## The few-shot prompt
@@ -111,11 +119,6 @@ for (const m of models) {
   bar.done();
   seconds.set(m.name, (Date.now() - t0) / 1000);
 }
-function argmax(x: Float32Array): number {
-  let b = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[b]) b = i;
-  return b;
-}
 markdown(models.map((m) => `${m.name}: ${rows.filter((r) => r.model === m.name).length} (trial, relation, layer) points in ${seconds.get(m.name)!.toFixed(0)} s.`).join(' '));
 
 // %%
@@ -149,10 +152,10 @@ showTable(aq.from(curves.map((c) => ({
 // ## Per-relation faithfulness
 // The paper's bar chart shows, per relation, the faithfulness at the best layer, with a red tick at a
 // model-independent baseline (most likely the majority object; here: the share of the test set whose
-// object is the most common one). Relations outside the layer sweeps (the full run has all 25 of the
-// paper's; in the reduced run add ids to `BAR_RELATIONS`) are evaluated at the model's 3 best sweep
-// layers, faithfulness only, in the reduced setting, and at every layer in the full run. Each extra
-// relation costs about a minute here.
+// object is the most common one). Relations outside the layer sweeps (the default run has the eight of
+// the paper's sweep figure, the full run all 25 of its bar chart; add ids to `BAR_RELATIONS` for more)
+// are evaluated at the model's 3 best sweep layers with one split, faithfulness only, and in the full run
+// at every layer with 3 splits. Each extra relation costs about 15 s here.
 
 // %%
 const barRows: SweepRow[] = [...rows];
@@ -166,7 +169,7 @@ const barRows: SweepRow[] = [...rows];
     for (const id of BAR_RELATIONS) {
       if (!SWEEP_RELATIONS.includes(id)) {
         const layers = BAR_LAYERS === null ? undefined : ranked.slice(0, BAR_LAYERS);
-        barRows.push(...(await sweepRelation(m, loadRelation(id), { ...settings(m), layers, causality: BAR_LAYERS === null })));
+        barRows.push(...(await sweepRelation(m, loadRelation(id), { ...settings(m), trials: BAR_TRIALS, layers, causality: BAR_LAYERS === null })));
       }
       bar.tick();
     }
@@ -220,6 +223,9 @@ showTable(aq.from(sortedRelations(summary, names[0]).map((rel) => {
   }
   const g = PAPER_GOOD_RANGE;
   text.push(`- **Depth**: in the paper, Mamba's curves hold up to about layer ${g.mamba.layer} of ${g.mamba.of} (${Math.round((100 * (g.mamba.layer + 1)) / g.mamba.of)} % of depth) and Pythia's collapse after layers ${g.pythia.from}–${g.pythia.to} of ${g.pythia.of} (${Math.round((100 * g.pythia.from) / g.pythia.of)}–${Math.round((100 * g.pythia.to) / g.pythia.of)} %): the LRE works as long as the subject's last token still carries the attribute.`);
+  text.push(`- **Layer numbers**: the paper's LRE code (evandez/relations, branch \`mamba\`, commit b03b460, \`src/functional.py\`) reads \`backbone.layers[ℓ]\`'s output *residual* of mamba_ssm's block, `
+    + `which is the stream *entering* block ℓ (embeddings plus the mixer outputs of blocks 0…ℓ−1), and z the stream entering the last block: the same streams as our layer ℓ and our z, so the layer numbers compare without an offset. `
+    + `For Mamba, layer 0 and "emb" are then one state in both (so our Mamba x-axis starts at 0). ROME's "layer ℓ" is \`layers[ℓ].mixer.out_proj\` in both.`);
   // Per-relation bars.
   const both = BAR_RELATIONS.filter((r) => summary.some((s) => s.model === mName && s.relation === r) && summary.some((s) => s.model === nName && s.relation === r));
   const f = (m: string, r: string) => summary.find((s) => s.model === m && s.relation === r)!.faithfulness;
@@ -236,11 +242,17 @@ showTable(aq.from(sortedRelations(summary, names[0]).map((rel) => {
     `Above the majority baseline: ${mName} on ${above(mName)} of ${both.length}, ${nName} on ${above(nName)} of ${both.length}.`);
   const ceil = models.map((m) => mean(summary.filter((x) => x.model === m.name).map((x) => x.zDecode)));
   text.push(`- **Ceiling**: decoding z itself names the object for ${(100 * ceil[0]).toFixed(0)} % of ${mName}'s test subjects (z skips the last block, as in the paper) and ${(100 * ceil[1]).toFixed(0)} % of ${nName}'s (z is the last layer's output, so 100 % by construction of the test set).`);
-  const gap = ours[0] - ours[1];
-  const verdict = Math.abs(gap) <= 0.05
-    ? `As in the paper, relation decoding in the Mamba model is about as linear as in the transformer (mean best-layer faithfulness ${ours[0].toFixed(2)} vs ${ours[1].toFixed(2)}).`
-    : gap > 0
-      ? `As in the paper, the Mamba model's LREs are more faithful on average than the transformer's (${ours[0].toFixed(2)} vs ${ours[1].toFixed(2)}).`
-      : `Unlike the paper, the Mamba demo model's LREs are less faithful on average than the transformer's (${ours[0].toFixed(2)} vs ${ours[1].toFixed(2)}); part of the gap is the z ceiling above.`;
-  markdown([...text, '', verdict, FULL ? '' : `*(Reduced run: ${TRIALS} trial, ≤ ${MAX_TEST} test subjects per relation; set FACTLENS_NB_FULL=1 for the paper's settings.)*`].join('\n'));
+  // The verdict rests on the per-relation differences (paired), with a bootstrap interval over relations.
+  const diff = estimate(both.map((r) => f(mName, r) - f(nName, r)));
+  const diffText = `${mName} − ${nName} per relation ${formatEstimate(diff, { digits: 2 })}, n counting relations; 95 % bootstrap interval [${diff.lo.toFixed(2)}, ${diff.hi.toFixed(2)}]`;
+  // Compared with the paper's own difference on the same relations, not with its headline.
+  const paperGap = withPaper.length ? paperMeans[0] - paperMeans[1] : NaN;
+  const paperSide = Number.isNaN(paperGap) ? 'the paper has no values for these relations' : `the paper's Mamba − Pythia on the same ${withPaper.length} relations: ${paperGap.toFixed(2)}`;
+  const side = diff.lo > 0 ? 'more' : diff.hi < 0 ? 'less' : null;
+  const verdict = side === null
+    ? `Relation decoding in the Mamba model is about as linear as in the transformer here: mean best-layer faithfulness ${ours[0].toFixed(2)} vs ${ours[1].toFixed(2)} (${diffText}, which includes 0; ${paperSide}).`
+    : `The Mamba demo model's LREs are ${side} faithful than the transformer's: ${ours[0].toFixed(2)} vs ${ours[1].toFixed(2)} (${diffText}); `
+      + `${Number.isNaN(paperGap) ? '' : (side === 'more') === (paperGap > 0) ? 'as in the paper on the same relations, ' : 'unlike the paper on the same relations, '}${paperSide}`
+      + `${side === 'less' ? '; part of the gap is the z ceiling above' : ''}.`;
+  markdown([...text, '', verdict, QUICK ? `*(Quick run: ${TRIALS} trial, ≤ ${MAX_TEST} test subjects per relation: a smoke test, not a result.)*` : ''].join('\n'));
 }

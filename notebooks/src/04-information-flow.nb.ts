@@ -19,8 +19,10 @@
 //
 // It runs on the bundled demo models: `mamba-facts` (16 layers) and `neox-facts` (8 layers, Pythia's
 // architecture). They are 2.8B → 10M-parameter stand-ins, so expect the paper's qualitative patterns at
-// best, and read layer numbers as relative depth. The constants below set the sample sizes. CI uses
-// one fact per relation; set `FACTLENS_NB_FULL=1` for more.
+// best, and read layer numbers as relative depth. The constants below set the sample sizes: by default
+// 8 known facts per relation of the paper's seven (up to 56 knockout prompts) and 8 corrupted pairs per
+// relation; `FACTLENS_NB_QUICK=1` (the test suite's setting) one fact per relation, only to check that
+// the cells run; `FACTLENS_NB_FULL=1` 20 per relation.
 
 // %%
 import * as aq from 'arquero';
@@ -30,15 +32,18 @@ import {
   meanSe, pathBlockingHooks, pathRestoration, referenceSsmOut, restorationPanels, runVariants, sourcePositions, SourceSet, Table, where, wikitextDocuments,
 } from '../src/methods/information-flow';
 import { markdown, progressCallback, showFigure, showTable } from '../src/viz';
+import { estimate, formatEstimate } from '../src/stats';
 
 const FULL = process.env.FACTLENS_NB_FULL === '1';
-/** Known facts per relation (the paper: up to 150; 768 prompts for the knockout). */
-const PER_RELATION = FULL ? 8 : 1;
+const QUICK = !FULL && process.env.FACTLENS_NB_QUICK === '1';
+/** Known facts per relation (the paper: up to 150; 768 prompts for the knockout), and the samples per relation searched for them. */
+const PER_RELATION = FULL ? 20 : QUICK ? 1 : 8;
+const SAMPLES_PER_RELATION = FULL ? 80 : QUICK ? 16 : 40;
 /** Corrupted pairs per relation for the path-blocking figure (the paper: 406 / 580 prompts), and a cap on all pairs. */
-const PAIRS_PER_RELATION = FULL ? 4 : 1;
-const MAX_PAIRS = FULL ? Infinity : 4;
-/** Source sets: the paper's published figure shows these three; its full version (and FULL here) adds subj_last. */
-const SETS: SourceSet[] = FULL ? ['subject', 'subj_last', 'non_subject', 'prompt_last'] : ['subject', 'non_subject', 'prompt_last'];
+const PAIRS_PER_RELATION = FULL ? 20 : QUICK ? 1 : 8;
+const MAX_PAIRS = QUICK ? 4 : Infinity;
+/** Source sets: the paper's published figure shows these three; its full version (and this notebook, but in quick mode) adds subj_last. */
+const SETS: SourceSet[] = QUICK ? ['subject', 'non_subject', 'prompt_last'] : ['subject', 'subj_last', 'non_subject', 'prompt_last'];
 /** Documents for the mean of a (romba: 128 attribute snippets; its notebook 12). */
 const MEAN_DOCS = 12;
 /** Window of knocked-out layers: the paper's 10 of 64 (Mamba) or 32 (Pythia) layers, scaled to 16 and 8 layers: 2.5 → 3. */
@@ -50,8 +55,8 @@ const EOS = '<|endoftext|> '; // romba's knockout prompts start with it
 const t0 = Date.now();
 const mamba = await Model.load('../data/models/mamba-facts');
 const neox = await Model.load('../data/models/neox-facts');
-const factsM = await factPrompts(mamba, RELATIONS, { perRelation: PER_RELATION, prefix: EOS, samplesPerRelation: 16 });
-const factsN = await factPrompts(neox, RELATIONS, { perRelation: PER_RELATION, prefix: EOS, samplesPerRelation: 16 });
+const factsM = await factPrompts(mamba, RELATIONS, { perRelation: PER_RELATION, prefix: EOS, samplesPerRelation: SAMPLES_PER_RELATION });
+const factsN = await factPrompts(neox, RELATIONS, { perRelation: PER_RELATION, prefix: EOS, samplesPerRelation: SAMPLES_PER_RELATION });
 const show = (facts: FactPrompt[], model: Model) => facts.map((f) => ({
   relation: f.relation, prompt: f.prompt, subject: model.tokenStrings(f.ids.slice(...f.subjectRange)).join('|'), answer: f.answerText, 'p(o)': f.pClean,
 }));
@@ -176,6 +181,25 @@ showTable([...profMean.map((r) => ({ method: 'mean ablation', ...r })), ...profE
 const pm = (set: string) => profMean.find((r) => r.set === set)!;
 const pe = (set: string) => profExact.find((r) => r.set === set)!;
 const f2 = (x: unknown) => (x as number).toFixed(2);
+/**
+ * A window average with its uncertainty, for the text: each unit's (prompt's or pair's) mean over the rows
+ * `keep` selects, then mean ± standard error over units, "−0.42 ± 0.05 (n = 56)".
+ */
+function unitEstimate(raw: Table, unit: string, value: string, keep: (r: Record<string, number & string>) => boolean): string {
+  const perUnit = new Map<unknown, number[]>();
+  for (const r of raw.objects() as Array<Record<string, number & string>>) {
+    if (keep(r) && Number.isFinite(r[value])) perUnit.set(r[unit], [...(perUnit.get(r[unit]) ?? []), r[value]]);
+  }
+  return formatEstimate(estimate([...perUnit.values()].map((xs) => xs.reduce((a, b) => a + b, 0) / xs.length)), { digits: 2 });
+}
+/** A knockout's mean change for one source set over the early (centres < L/2) or late half of the window centres. */
+const halfE = (raw: Table, set: string, L: number, half: 'early' | 'late') =>
+  unitEstimate(raw, 'prompt', 'change', (r) => r.set === set && (half === 'early' ? r.layer < L / 2 : r.layer >= L / 2));
+/** The most negative mean change of a set (one window centre) with its standard error over prompts. */
+const minE = (sum: Table, set: string) => {
+  const row = where(sum, 'set', set).reduce((m, r) => (r.mean < m.mean ? r : m));
+  return `${f2(row.mean)} ± ${f2(row.se)} (n = ${row.n})`;
+};
 
 // %% [markdown]
 // Where the two methods disagree, which of the mean ablation's extra effects is responsible? Besides removing the
@@ -193,12 +217,12 @@ showFigure(knockoutFigure(aq.from([
 ]), { title: `mamba-facts, subject knocked out three ways, window ${WINDOW}` }));
 const early = { mean: pm('subject')['mean, early half'] as number, last: pe('subject')['mean, early half'] as number, others: profOthers[0]['mean, early half'] as number };
 const relayShare = (early.others - early.last) / (early.mean - early.last);
-markdown(`Early half of the window centres, subject knocked out: mean ablation ${f2(early.mean)}, exact into the last token ${f2(early.last)}, `
-  + `exact into every other token ${f2(early.others)}. So ${Number.isFinite(relayShare) ? (100 * Math.max(0, Math.min(1, relayShare))).toFixed(0) : '—'}% of the `
+markdown(`Early half of the window centres, subject knocked out: mean ablation ${halfE(knockMean, 'subject', mamba.nLayers, 'early')}, exact into the last token ${halfE(knockExact, 'subject', mamba.nLayers, 'early')}, `
+  + `exact into every other token ${halfE(knockOthers, 'subject', mamba.nLayers, 'early')}. So ${Number.isFinite(relayShare) ? (100 * Math.max(0, Math.min(1, relayShare))).toFixed(0) : '—'}% of the `
   + `early gap between the two methods is explained by the subject's information reaching the last token indirectly, through the tokens in `
   + `between (relayed in later layers); the rest comes from what the ablation does to the subject tokens themselves (their own states change, and `
   + `the mean vector stands in for them). Late windows (mean ablation / exact into the last token / exact into every other token): `
-  + `${f2(pm('subject')['mean, late half'])} / ${f2(pe('subject')['mean, late half'])} / ${f2(profOthers[0]['mean, late half'])}.`);
+  + `${halfE(knockMean, 'subject', mamba.nLayers, 'late')} / ${halfE(knockExact, 'subject', mamba.nLayers, 'late')} / ${halfE(knockOthers, 'subject', mamba.nLayers, 'late')}.`);
 
 // %% [markdown]
 // ## 3. Attention knockout in the transformer
@@ -232,7 +256,7 @@ showTable(profAttn, { title: 'attention knockout profile' });
 
 // %%
 async function pairsFor(model: Model) {
-  const pool = await factPrompts(model, RELATIONS, { perRelation: Math.max(3, PAIRS_PER_RELATION + 1), samplesPerRelation: 24 });
+  const pool = await factPrompts(model, RELATIONS, { perRelation: Math.max(3, PAIRS_PER_RELATION + 1), samplesPerRelation: Math.max(24, SAMPLES_PER_RELATION) });
   const perRel = RELATIONS.flatMap((r) => pool.filter((f) => f.relation === r).slice(0, PAIRS_PER_RELATION));
   return (await altSubjectPairs(model, perRel, { pool, seed: 1 })).slice(0, MAX_PAIRS);
 }
@@ -263,6 +287,39 @@ const mSubj = pinCost(sumRestM, 'subject_last', 0, Math.round(LM * 0.67)); // th
 const mLast = pinCost(sumRestM, 'last', Math.round(LM * 0.67), LM); // and the last-token site in L43–63
 const nSubj = pinCost(sumRestN, 'subject_last', 0, Math.round(LN * 0.5)); // Pythia: L0–15 of 32
 const nLast = pinCost(sumRestN, 'last', Math.round(LN * 0.5), LN); // L16–31
+/** The same window means as text with their uncertainty over pairs, per pin. */
+function pinText(raw: Table, token: string, lo: number, hi: number): Record<string, string> {
+  const pins = Array.from(new Set((raw.objects() as Array<{ pin: string }>).map((r) => r.pin)));
+  return Object.fromEntries(pins.map((pin) => [pin, unitEstimate(raw, 'pair', 'ie', (r) => r.token === token && r.pin === pin && r.layer >= lo && r.layer < hi)]));
+}
+/**
+ * How much more pinning `a` costs than pinning `b`, paired over pairs: each pair's mean over the layers
+ * [lo, hi) of IE(b pinned) − IE(a pinned), then mean ± se and a bootstrap interval over pairs, as a verdict.
+ */
+function extraCost(raw: Table, token: string, a: string, b: string, lo: number, hi: number, paperSaysAMore: boolean): string {
+  const perPair = new Map<unknown, { sum: number; n: number }>();
+  const ie = new Map<string, number>();
+  for (const r of raw.objects() as Array<Record<string, number & string>>) if (r.token === token && r.layer >= lo && r.layer < hi) ie.set(`${r.pair}|${r.layer}|${r.pin}`, r.ie);
+  for (const [key, x] of ie) {
+    const [pair, layer, pin] = key.split('|');
+    if (pin !== a) continue;
+    const y = ie.get(`${pair}|${layer}|${b}`);
+    if (y === undefined || !Number.isFinite(x) || !Number.isFinite(y)) continue;
+    const acc = perPair.get(pair) ?? { sum: 0, n: 0 };
+    acc.sum += y - x;
+    acc.n++;
+    perPair.set(pair, acc);
+  }
+  const e = estimate([...perPair.values()].map((v) => v.sum / v.n));
+  const detail = `pinning ${a.replace(' blocked', '')} costs ${formatEstimate(e, { digits: 2 })} more than ${b.replace(' blocked', '')}, 95 % interval [${e.lo.toFixed(2)}, ${e.hi.toFixed(2)}]`;
+  if (e.lo > 0) return `${detail}: ${paperSaysAMore ? 'as in' : 'unlike'} the paper`;
+  if (e.hi < 0) return `${detail}: ${paperSaysAMore ? 'unlike' : 'as in'} the paper`;
+  return `${detail}: no clear difference at this n`;
+}
+const mSubjT = pinText(restM, 'subject_last', 0, Math.round(LM * 0.67));
+const mLastT = pinText(restM, 'last', Math.round(LM * 0.67), LM);
+const nSubjT = pinText(restN, 'subject_last', 0, Math.round(LN * 0.5));
+const nLastT = pinText(restN, 'last', Math.round(LN * 0.5), LN);
 const costTable = (name: string, c: Record<string, number>) => Object.entries(c).map(([pin, ie]) => ({ where: name, pin, 'mean IE': ie, 'drop from recovery': c.recovery - ie }));
 showTable([
   ...costTable(`Mamba, subject last, layers 0–${Math.round(LM * 0.67) - 1}`, mSubj), ...costTable(`Mamba, last token, layers ${Math.round(LM * 0.67)}–${LM - 1}`, mLast),
@@ -285,47 +342,45 @@ const PAPER = {
 const sorted = (c: Record<string, number>, pins: string[]) => pins.slice().sort((a, b) => (c.recovery - c[b]) - (c.recovery - c[a]));
 const orderM = sorted(mSubj, ['s blocked', 'g blocked', 'o blocked']);
 const orderMLast = sorted(mLast, ['s blocked', 'g blocked', 'o blocked']);
-const ge = (x: number, y: number) => (x >= y ? 'as in the paper' : 'unlike the paper');
 markdown([
   `**Mamba knockout (mean ablation).** The paper finds two subject windows: a strong early one (−0.65 to −0.79 over L3–22) and a late one`
-  + ` (≈ ${PAPER.knockSubjectLate} over L43–48, relative depth ≈ 0.7). On mamba-facts the subject's mean change is ${f2(pm('subject')['mean, early half'])} over`
-  + ` the early half and ${f2(pm('subject')['mean, late half'])} over the late half, with its strongest window at relative depth`
-  + ` ${f2(pm('subject')['relative depth'])} (${f2(pm('subject')['min change'])}). Non-subject tokens: ${f2(pm('non_subject')['mean, early half'])} early vs`
-  + ` ${f2(pm('non_subject')['mean, late half'])} late (paper: they matter early). The last token itself: ${f2(pm('prompt_last')['mean, late half'])} over the late half`
+  + ` (≈ ${PAPER.knockSubjectLate} over L43–48, relative depth ≈ 0.7). On mamba-facts the subject's mean change is ${halfE(knockMean, 'subject', LM, 'early')} over`
+  + ` the early half and ${halfE(knockMean, 'subject', LM, 'late')} over the late half, with its strongest window at relative depth`
+  + ` ${f2(pm('subject')['relative depth'])} (${minE(sumMean, 'subject')}). Non-subject tokens: ${halfE(knockMean, 'non_subject', LM, 'early')} early vs`
+  + ` ${halfE(knockMean, 'non_subject', LM, 'late')} late (paper: they matter early). The last token itself: ${halfE(knockMean, 'prompt_last', LM, 'late')} over the late half`
   + ` (paper: +${PAPER.knockPromptLastLate[0]} to +${PAPER.knockPromptLastLate[1]} over its last layers).`,
   ``,
-  `**Exact blocking** changes the picture for the subject: ${f2(pe('subject')['mean, early half'])} early vs ${f2(pe('subject')['mean, late half'])} late, strongest at`
-  + ` relative depth ${f2(pe('subject')['relative depth'])} (${f2(pe('subject')['min change'])})`
+  `**Exact blocking** changes the picture for the subject: ${halfE(knockExact, 'subject', LM, 'early')} early vs ${halfE(knockExact, 'subject', LM, 'late')} late, strongest at`
+  + ` relative depth ${f2(pe('subject')['relative depth'])} (${minE(sumExact, 'subject')})`
   + `${(pe('subject')['relative depth'] as number) > 0.5 ? `: the subject's direct edges into the last token matter late, like the paper's L43–48 site` : ''}.`
-  + ` Cutting the subject off from every other token instead gives ${f2(early.others)} early, so the early mean-ablation effect is`
+  + ` Cutting the subject off from every other token instead gives ${halfE(knockOthers, 'subject', LM, 'early')} early, so the early mean-ablation effect is`
   + ` ${Number.isFinite(relayShare) && relayShare > 0.5 ? 'mostly' : 'only partly'} the subject's information reaching the last token through the tokens in between.`
   + ` The paper read both of its windows as subject information being mixed forward; exact blocking separates the direct edges from the relayed paths.`,
   ``,
   `**Attention knockout (transformer).** Cutting last → subject edges is strongest at relative depth ${f2(profAttn.find((r) => r.set === 'subject')!['relative depth'])}`
-  + ` (${f2(profAttn.find((r) => r.set === 'subject')!['min change'])}); non-subject edges: ${f2(profAttn.find((r) => r.set === 'non_subject')!['min change'])} at relative depth`
-  + ` ${f2(profAttn.find((r) => r.set === 'non_subject')!['relative depth'])}; last → itself: ${f2(profAttn.find((r) => r.set === 'prompt_last')!['min change'])}.`
+  + ` (${minE(sumAttn, 'subject')}); non-subject edges: ${minE(sumAttn, 'non_subject')} at relative depth`
+  + ` ${f2(profAttn.find((r) => r.set === 'non_subject')!['relative depth'])}; last → itself: ${minE(sumAttn, 'prompt_last')}.`
   + ` Geva et al. report the subject edges mattering in the upper-middle layers and the relation (non-subject) edges earlier.`,
   ``,
   mSubj.recovery < 0.1
     ? `**Path blocking, Mamba, i = subject last.** Restoring the subject's last-token residual barely recovers p(o) in mamba-facts`
-      + ` (mean IE ${f2(mSubj.recovery)} over the first two thirds of the layers; the paper: 0.75–0.83 over L23–42), so the pins cannot be`
-      + ` told apart here (s ${f2(mSubj['s blocked'])}, g ${f2(mSubj['g blocked'])}, o ${f2(mSubj['o blocked'])}): this small model does not`
+      + ` (mean IE ${mSubjT.recovery} over the first two thirds of the layers; the paper: 0.75–0.83 over L23–42), so the pins cannot be`
+      + ` told apart here (s ${mSubjT['s blocked']}, g ${mSubjT['g blocked']}, o ${mSubjT['o blocked']}): this small model does not`
       + ` have the paper's early subject-last site, and its restoration signal sits at the last token (next paragraph).`
-    : `**Path blocking, Mamba, i = subject last.** Mean IE over the first two thirds of the layers: recovery ${f2(mSubj.recovery)}, s blocked ${f2(mSubj['s blocked'])},`
-      + ` g blocked ${f2(mSubj['g blocked'])}, o blocked ${f2(mSubj['o blocked'])}; the costliest block is ${orderM.join(' > ')}. The paper: o blocked hurts most`
-      + ` (≈0 until L14), then g, s least, i.e. o > g > s; here o costs ${f2(mSubj.recovery - mSubj['o blocked'])} vs s ${f2(mSubj.recovery - mSubj['s blocked'])}`
-      + ` (${ge(mSubj.recovery - mSubj['o blocked'], mSubj.recovery - mSubj['s blocked'])}).`,
+    : `**Path blocking, Mamba, i = subject last.** Mean IE over the first two thirds of the layers: recovery ${mSubjT.recovery}, s blocked ${mSubjT['s blocked']},`
+      + ` g blocked ${mSubjT['g blocked']}, o blocked ${mSubjT['o blocked']}; the costliest block is ${orderM.join(' > ')}. The paper: o blocked hurts most`
+      + ` (≈0 until L14), then g, s least, i.e. o > g > s; here ${extraCost(restM, 'subject_last', 'o blocked', 's blocked', 0, Math.round(LM * 0.67), true)}.`,
   ``,
-  `**Path blocking, Mamba, i = prompt last.** Over the last third of the layers: recovery ${f2(mLast.recovery)}, s blocked ${f2(mLast['s blocked'])},`
-  + ` g blocked ${f2(mLast['g blocked'])}, o blocked ${f2(mLast['o blocked'])} (costliest: ${orderMLast.join(' > ')}). The paper: the late site acts through s`
+  `**Path blocking, Mamba, i = prompt last.** Over the last third of the layers: recovery ${mLastT.recovery}, s blocked ${mLastT['s blocked']},`
+  + ` g blocked ${mLastT['g blocked']}, o blocked ${mLastT['o blocked']} (costliest: ${orderMLast.join(' > ')}). The paper: the late site acts through s`
   + ` in L47–51 (s blocked lags, g blocked barely), and blocking o costs most until L55.`,
   ``,
-  `**Path blocking, transformer.** Subject last, first half of the layers: recovery ${f2(nSubj.recovery)}, MLP blocked ${f2(nSubj['MLP blocked'])},`
-  + ` attention blocked ${f2(nSubj['attention blocked'])} (paper: MLP blocked 0.02–0.17 vs recovery 0.30–0.43, the ROME-like early MLP site;`
-  + ` ${ge(nSubj.recovery - nSubj['MLP blocked'], nSubj.recovery - nSubj['attention blocked'])} MLP costs more than attention here).`
-  + ` Last token, second half: recovery ${f2(nLast.recovery)}, MLP blocked ${f2(nLast['MLP blocked'])}, attention blocked ${f2(nLast['attention blocked'])}`
+  `**Path blocking, transformer.** Subject last, first half of the layers: recovery ${nSubjT.recovery}, MLP blocked ${nSubjT['MLP blocked']},`
+  + ` attention blocked ${nSubjT['attention blocked']} (paper: MLP blocked 0.02–0.17 vs recovery 0.30–0.43, the ROME-like early MLP site;`
+  + ` here ${extraCost(restN, 'subject_last', 'MLP blocked', 'attention blocked', 0, Math.round(LN * 0.5), true)}).`
+  + ` Last token, second half: recovery ${nLastT.recovery}, MLP blocked ${nLastT['MLP blocked']}, attention blocked ${nLastT['attention blocked']}`
   + ` (paper: attention blocked slightly lower, MLP blocked equal or higher).`,
   ``,
   `Sample sizes here: ${factsM.length} Mamba and ${factsN.length} transformer knockout prompts, ${pairsM.length} and ${pairsN.length} corrupted pairs`
-  + ` (the paper: 768 knockout prompts, 406 / 580 path-blocking prompts), so the standard-error bands are wide; the notebook ran in ${((Date.now() - t0) / 1000).toFixed(0)} s.`,
+  + ` (the paper: 768 knockout prompts, 406 / 580 path-blocking prompts); ± is the standard error over prompts or pairs${QUICK ? ' (quick mode: far too few to read anything into)' : ''}; the notebook ran in ${((Date.now() - t0) / 1000).toFixed(0)} s.`,
 ].join('\n'));

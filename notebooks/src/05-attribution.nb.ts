@@ -154,7 +154,7 @@ markdown(models.map((m) => {
   const ws = rowOf(m.name, w.kind as string, 'atp*');
   const wi = rowOf(m.name, w.kind as string, 'ig');
   return `- **${m.name}**: on the residual stream AtP correlates with exact patching at Pearson ${f2(r.pearson)}, Spearman ${f2(r.spearman)}, `
-    + `top-${TOP_K} overlap ${f2(r.overlap)}. Its worst kind is \`${w.kind}\` (Pearson ${f2(w.pearson as number)}); there AtP* gives ${f2(ws.pearson)} `
+    + `top-${TOP_K} overlap ${f2(r.overlap)} (n = ${r.pairs} pairs, ${r.cells} cells). Its worst kind is \`${w.kind}\` (Pearson ${f2(w.pearson as number)}); there AtP* gives ${f2(ws.pearson)} `
     + `and integrated gradients ${f2(wi.pearson)}.`;
 }).join('\n'));
 markdown(models.flatMap((m) => kindsFor(m).map((kind) => [kind, rowOf(m.name, kind, 'atp'), rowOf(m.name, kind, 'atp*')] as const)
