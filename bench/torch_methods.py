@@ -58,25 +58,30 @@ def patch(kind, layer, value):
     return value
 
 
+def conv_scan(mixer, a):
+    """MambaMixer's slow path from a (in_proj's x half, the conv input) [B, E, T] to s, the scan output incl. the D skip [B, E, T]."""
+    B, _, T = a.shape
+    x = mixer.act(mixer.conv1d(a)[..., :T])  # [B, E, T]
+    R, N = mixer.time_step_rank, mixer.ssm_state_size
+    dt, Bm, Cm = torch.split(mixer.x_proj(x.transpose(1, 2)), [R, N, N], dim=-1)  # [B, T, R], [B, T, N] ×2
+    dt = F.softplus(mixer.dt_proj(dt)).transpose(1, 2)  # [B, E, T]
+    A = -torch.exp(mixer.A_log.float())  # [E, N]
+    dA = torch.exp(A[None, :, None, :] * dt[..., None])  # [B, E, T, N]
+    dBu = dt[..., None] * Bm[:, None, :, :] * x[..., None]  # [B, E, T, N]
+    state = torch.zeros(B, x.shape[1], N)  # [B, E, N]
+    ys = []
+    for t in range(T):
+        state = dA[:, :, t] * state + dBu[:, :, t]
+        ys.append((state * Cm[:, None, t, :]).sum(-1))  # [B, E]
+    return torch.stack(ys, dim=-1) + x * mixer.D[None, :, None]  # [B, E, T]
+
+
 def mamba_mixer_forward(mixer, layer):
     """MambaMixer's slow path with s (scan output incl. the D skip) and g = SiLU(z) exposed."""
 
     def forward(hidden_states, *args, **kwargs):
-        B, T, _ = hidden_states.shape
         x, z = mixer.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # [B, E, T] each
-        x = mixer.act(mixer.conv1d(x)[..., :T])  # [B, E, T]
-        R, N = mixer.time_step_rank, mixer.ssm_state_size
-        dt, Bm, Cm = torch.split(mixer.x_proj(x.transpose(1, 2)), [R, N, N], dim=-1)  # [B, T, R], [B, T, N] ×2
-        dt = F.softplus(mixer.dt_proj(dt)).transpose(1, 2)  # [B, E, T]
-        A = -torch.exp(mixer.A_log.float())  # [E, N]
-        dA = torch.exp(A[None, :, None, :] * dt[..., None])  # [B, E, T, N]
-        dBu = dt[..., None] * Bm[:, None, :, :] * x[..., None]  # [B, E, T, N]
-        state = torch.zeros(B, x.shape[1], N)  # [B, E, N]
-        ys = []
-        for t in range(T):
-            state = dA[:, :, t] * state + dBu[:, :, t]
-            ys.append((state * Cm[:, None, t, :]).sum(-1))  # [B, E]
-        s = torch.stack(ys, dim=-1) + x * mixer.D[None, :, None]  # [B, E, T]
+        s = conv_scan(mixer, x)  # [B, E, T]
         s = patch("ssm", layer, s.transpose(1, 2))  # [B, T, E]
         g = patch("gate", layer, mixer.act(z).transpose(1, 2))  # [B, T, E]
         return patch("out", layer, mixer.out_proj(s * g))  # [B, T, D]
@@ -169,7 +174,7 @@ def mamba_knock_forward(mixer, layer):
     """MambaMixer's slow path with a (the conv input) replaced per knockout row."""
 
     def forward(hidden_states, *args, **kwargs):
-        B, T, _ = hidden_states.shape
+        T = hidden_states.shape[1]
         x, z = mixer.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # [B, E, T] each
         if KNOCK["record"]:
             KNOCK["clean_x"][layer] = x[0].detach().clone()  # [E, T]
@@ -181,19 +186,7 @@ def mamba_knock_forward(mixer, layer):
                 others = [t for t in range(T - 1) if t not in positions]
                 x[row, :, others] = clean[:, others]
                 x[row, :, positions] = mean[:, None]
-        x = mixer.act(mixer.conv1d(x)[..., :T])  # [B, E, T]
-        R, N = mixer.time_step_rank, mixer.ssm_state_size
-        dt, Bm, Cm = torch.split(mixer.x_proj(x.transpose(1, 2)), [R, N, N], dim=-1)  # [B, T, R], [B, T, N] ×2
-        dt = F.softplus(mixer.dt_proj(dt)).transpose(1, 2)  # [B, E, T]
-        A = -torch.exp(mixer.A_log.float())  # [E, N]
-        dA = torch.exp(A[None, :, None, :] * dt[..., None])  # [B, E, T, N]
-        dBu = dt[..., None] * Bm[:, None, :, :] * x[..., None]  # [B, E, T, N]
-        state = torch.zeros(B, x.shape[1], N)  # [B, E, N]
-        ys = []
-        for t in range(T):
-            state = dA[:, :, t] * state + dBu[:, :, t]
-            ys.append((state * Cm[:, None, t, :]).sum(-1))  # [B, E]
-        s = torch.stack(ys, dim=-1) + x * mixer.D[None, :, None]  # [B, E, T]
+        s = conv_scan(mixer, x)  # [B, E, T]
         return mixer.out_proj((s * mixer.act(z)).transpose(1, 2))  # [B, T, D]
 
     return forward
