@@ -10,7 +10,7 @@ import { Model } from '../src/runtime/model';
 import { softmaxRow } from '../src/runtime/grad';
 import { editRequestOf, knownRecords, loadCounterFact, rewritePrompt, CounterFactRecord } from '../src/data/counterfact';
 import { isNontrivialPrefix as nontrivialPrefix } from '../src/data/known-facts';
-import { continuationScores, harmonicMean, scoreCase, summarize } from '../src/methods/rome/counterfact-eval';
+import { continuationScores, harmonicMean, scoreCase, scoresText, summarize } from '../src/methods/rome/counterfact-eval';
 import { ngramEntropy, ngramEntropyOf, generationCheck, mentions } from '../src/methods/rome/generation-checks';
 import { romeLayerSweep } from '../src/methods/rome/sweep';
 import { sweepFigure } from '../src/methods/rome/figures';
@@ -75,6 +75,9 @@ describe('CounterFact', () => {
     expect(s.PS).toBe(75);
     expect(s.S).toBeCloseTo(3 / (1 / 100 + 2 / 75), 10);
     expect(harmonicMean([100, 0, 50])).toBe(0);
+    // The prose form: mean ± standard error in %, over the cases whose score is defined (NaN left out).
+    // PS over [0.5, 1]: mean 75, sd √0.125 = 0.3536, se 25.
+    expect(scoresText([{ ...c, ES: 1, PS: 0.5, NS: 1 }, { ...c, ES: 1, PS: 1, NS: NaN }])).toBe('ES 100.0 ± 0.0 (n = 2), PS 75.0 ± 25.0 (n = 2), NS 100.0 ± 0.0 (n = 1)');
   });
 
   it('runs a tiny layer sweep and draws it in the paper colours', async () => {

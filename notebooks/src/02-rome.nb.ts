@@ -33,10 +33,9 @@ import { Model } from '../src';
 import { CounterFactRecord, knownRecords, loadCounterFact } from '../src/data/counterfact';
 import {
   contextTemplates, defaultLayer, EDIT_MATRICES, editSite, EditResult, evaluateEdits, generationCheck, greedyCompletions,
-  lossTraceFigure, rome, RomeOptions, romeLayerSweep, scoreCase, secondMoments, summarize, sweepFigure, SweepRow, topTokens,
+  lossTraceFigure, rome, RomeOptions, romeLayerSweep, scoreCase, scoresText, secondMoments, summarize, sweepFigure, SweepRow, topTokens,
 } from '../src/methods/rome';
 import { markdown, showFigure, showTable } from '../src/viz';
-import { estimate, formatEstimate } from '../src/stats';
 
 const FULL = process.env.FACTLENS_NB_FULL === '1';
 const QUICK = !FULL && process.env.FACTLENS_NB_QUICK === '1';
@@ -55,8 +54,6 @@ const sweepLayers = (m: Model) => {
   const step = FULL || m.nLayers <= 8 ? 1 : 2;
   return [...new Set([...Array.from({ length: Math.ceil(m.nLayers / step) }, (_, i) => i * step), m.nLayers - 1])];
 };
-/** A score over records with its standard error, as a percentage: "86.0 ± 4.9 (n = 50)". */
-const pct = (xs: number[]) => formatEstimate(estimate(xs.filter((x) => !Number.isNaN(x))), { scale: 100 });
 
 const t0 = Date.now();
 const mamba = await Model.load('../data/models/mamba-facts');
@@ -283,8 +280,7 @@ showTable(cmp, { title: `Paper (layer 15) vs demo models (layer ${LAYER.get(mamb
 const sM = cf.get(mamba.name)!.summary, sN = cf.get(neox.name)!.summary;
 const lastLayer = (m: Model, matrix: string) => sweepRows.find((r) => r.model === m.name && r.matrix === matrix && r.layer === m.nLayers - 1);
 const f1 = (x: number | undefined) => (x === undefined ? 'n/a' : x.toFixed(1));
-const casesOf = (m: Model) => cf.get(m.name)!.cases;
-const scores = (m: Model) => ['ES', 'PS', 'NS'].map((k) => `${k} ${pct(casesOf(m).map((c) => (c as unknown as Record<string, number>)[k]))}`).join(', ');
+const scores = (m: Model) => scoresText(cf.get(m.name)!.cases);
 markdown([
   `On ${sM.n} known CounterFact records, ROME at mamba-facts' W_o (layer ${sM.layer}) reaches ${scores(mamba)} (S ${f1(sM.S)}; ± is the standard error over records); `
   + `the paper reports ES ${PAPER['mamba W_o'].ES}, PS ${PAPER['mamba W_o'].PS}, NS ${PAPER['mamba W_o'].NS} (S ${PAPER['mamba W_o'].S}) at Mamba-2.8b's layer 15. `

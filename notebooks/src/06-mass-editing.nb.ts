@@ -24,9 +24,8 @@ import { CounterFactRecord, knownRecords, loadCounterFact } from '../src/data/co
 import { loadRelations } from '../src/data/relations';
 import { knownFacts } from '../src/data/known-facts';
 import { averageByKind, peak, roundRobin, scaledWindow, traceFacts } from '../src/methods/causal-tracing';
-import { defaultLayer, EDIT_MATRICES, editSite, scoreCase, secondMoments, summarize, RomeOptions } from '../src/methods/rome';
+import { defaultLayer, EDIT_MATRICES, editSite, scoreCase, scoresText, secondMoments, summarize, RomeOptions } from '../src/methods/rome';
 import { defaultLayers, scalingCurve, scalingFigure, ScalingCase, ScalingRow, scaledUpdateWeight } from '../src/methods/memit';
-import { estimate, formatEstimate } from '../src/stats';
 import { markdown, showFigure, showTable } from '../src/viz';
 
 const FULL = process.env.FACTLENS_NB_FULL === '1';
@@ -165,8 +164,7 @@ const f1 = (x: number | undefined) => (x === undefined ? 'n/a' : x.toFixed(1));
 /** ES / PS / NS of one (method, batch size) point with standard errors over its records: "ES 86.0 ± 4.9 (n = 50)". */
 const scoresAt = (m: Model, method: string, b: number) => {
   const cs = scaleCases.get(m.name)!.filter((c) => c.method === method && c.batchSize === b);
-  if (!cs.length) return 'n/a';
-  return (['ES', 'PS', 'NS'] as const).map((k) => `${k} ${formatEstimate(estimate(cs.map((c) => c[k])), { scale: 100 })}`).join(', ');
+  return cs.length ? scoresText(cs) : 'n/a';
 };
 const lines = models.map((m) => {
   const sizes = batchSizes(records.get(m.name)!.length);

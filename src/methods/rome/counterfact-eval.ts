@@ -11,6 +11,7 @@ import { makeBatch } from '../../runtime/batch';
 import { softmaxRow } from '../../runtime/grad';
 import type { Model } from '../../runtime/model';
 import { CounterFactRecord, rewritePrompt } from '../../data/counterfact';
+import { estimate, formatEstimate } from '../../stats';
 
 export interface TargetScore {
   prompt: string;
@@ -104,6 +105,11 @@ export interface Summary {
 export function harmonicMean(xs: number[]): number {
   if (xs.some((x) => !(x > 0))) return 0;
   return xs.length / xs.reduce((s, x) => s + 1 / x, 0);
+}
+
+/** ES, PS and NS over cases with their standard errors, in %, for prose: "ES 86.0 ± 4.9 (n = 50), PS …, NS …". */
+export function scoresText(cases: CaseScores[]): string {
+  return (['ES', 'PS', 'NS'] as const).map((k) => `${k} ${formatEstimate(estimate(cases.map((c) => c[k]).filter((x) => !Number.isNaN(x))), { scale: 100 })}`).join(', ');
 }
 
 /** Average per case, then over cases, ×100 (ROME's summarize); S = harmonic mean of ES, PS, NS. */
