@@ -1,5 +1,5 @@
 /**
- * Resuming runs mid-sequence (Mamba) and mid-model: a patched sweep that
+ * Resuming runs mid-sequence (Mamba's state, a transformer's keys/values) and mid-model: a patched sweep that
  * skips the layers and positions its patch cannot change gives the same
  * numbers as full runs.
  */
@@ -9,6 +9,7 @@ import { Model } from '../src/runtime/model';
 import { sweep } from '../src/runtime/sweep';
 import { mambaStateAt, resumeCacheNames } from '../src/runtime/resume';
 import { ActivationCache } from '../src/runtime/cache';
+import { kvPastAt, kvResumeCacheNames } from '../src/runtime/kv-past';
 
 const MODELS = path.join(__dirname, '..', 'data', 'models');
 
@@ -24,12 +25,12 @@ for (const name of ['mamba-facts', 'neox-facts']) {
       clean = model.encode('The Eiffel Tower is located in the city of');
       corrupt = model.encode('The Space Needle is located in the city of');
       expect(corrupt.length).toBe(clean.length);
-      const names = model.arch === 'mamba' ? resumeCacheNames(model) : [...Array(model.nLayers).keys()].map((l) => `layers.${l}.resid_pre`);
+      const names = model.recurrent ? resumeCacheNames(model) : kvResumeCacheNames(model);
       cleanCache = (await model.runWithCache([clean], [...names, ...[...Array(model.nLayers).keys()].map((l) => `layers.${l}.resid_post`)])).cache;
       corruptCache = (await model.runWithCache([corrupt], names)).cache;
     });
 
-    it('skipping unchanged layers (and, for Mamba, earlier positions) changes no number', async () => {
+    it('skipping unchanged layers and earlier positions changes no number', async () => {
       const grid = [];
       for (const layer of [0, 3, 6]) for (const pos of [0, 2, 5, clean.length - 1]) grid.push({ layer, pos });
       const base = {
@@ -45,8 +46,9 @@ for (const name of ['mamba-facts', 'neox-facts']) {
         prefix: {
           startLayer: (r) => r.layer as number,
           resid: (l) => corruptCache.get(`layers.${l}.resid_pre`),
-          startPosition: model.arch === 'mamba' ? (r) => r.pos as number : undefined,
-          state: model.arch === 'mamba' ? (l, p) => mambaStateAt(model, corruptCache, l, p) : undefined,
+          startPosition: (r) => r.pos as number,
+          state: model.recurrent ? (l, p) => mambaStateAt(model, corruptCache, l, p) : undefined,
+          past: model.recurrent ? undefined : (l, p) => kvPastAt(model, corruptCache, l, p),
         },
       })).objects();
       expect(resumed.length).toBe(full.length);

@@ -15,6 +15,7 @@ import type { Model } from './model';
 import type { StageDef } from './stage';
 import { Tensor } from './tensor';
 import { makeBatch } from './batch';
+import { pastMask, ropeRows } from './kv-past';
 
 const MASKED = -1e9; // the forward's additive mask value
 
@@ -74,13 +75,8 @@ export class KvCarry implements DecodeCarry {
   async first(run: DecodeRun): Promise<Tensor> {
     const { B, Tmax: T, hkv, dh } = this;
     const batch = makeBatch(this.prompts, this.model.config.vocabSize, this.model.padId);
-    const promptMask = (window?: number) => {
-      const mask = new Float32Array(B * T * (1 + T)).fill(MASKED); // [B,1,T,1+T]: the dummy slot, then the prompt
-      for (let b = 0; b < B; b++) {
-        for (let i = 0; i < T; i++) for (let j = 0; j <= i && j < batch.lengths[b]; j++) if (inWindow(j, i, window)) mask[(b * T + i) * (1 + T) + 1 + j] = 0;
-      }
-      return new Tensor(mask, [B, 1, T, 1 + T]);
-    };
+    // One masked dummy past slot, then the prompt: a resumed run at offset 0 (kv-past.ts).
+    const promptMask = (window?: number) => new Tensor(pastMask(batch.lengths, new Array<number>(B).fill(0), 1, T, window), [B, 1, T, 1 + T]);
     const dummy = Tensor.zeros([B, hkv, 1, dh]); // [B,Hkv,1,Dh]
     const acts: Record<string, Tensor> = {
       resid_pre: this.model.embed(batch), // [B,T,D]
@@ -152,15 +148,7 @@ export class KvCarry implements DecodeCarry {
 
   /** Rotary tables [B,1,T,Rd] at the given positions (row-major over B·T); none without rotary. */
   private ropeAt(positions: number[], T: number): Record<string, Tensor> {
-    const rd = this.rd;
-    if (rd === 0) return {};
-    const cos = new Float32Array(positions.length * rd); // [B,1,T,Rd]
-    const sin = new Float32Array(positions.length * rd); // [B,1,T,Rd]
-    positions.forEach((p, i) => {
-      cos.set(this.rope.cos.subarray(p * rd, (p + 1) * rd), i * rd);
-      sin.set(this.rope.sin.subarray(p * rd, (p + 1) * rd), i * rd);
-    });
-    return { rope_cos: new Tensor(cos, [this.B, 1, T, rd]), rope_sin: new Tensor(sin, [this.B, 1, T, rd]) };
+    return this.rd ? ropeRows(this.rope, this.rd, positions, this.B, T) : {};
   }
 
   /** New keys/values [B,Hkv,n,Dh] into cache slots from..from+n-1 of [B,Hkv,S,Dh]. */

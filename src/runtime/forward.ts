@@ -19,6 +19,7 @@ import { layerStackStage } from './layer-stack';
 import { stageLayout } from './stage';
 import { throwIfAborted } from './abort';
 import { guardHook } from './hook-guard';
+import { KvPast, pastLayerInputs } from './kv-past';
 
 export interface HookContext {
   name: string; // canonical hook name
@@ -55,6 +56,14 @@ export interface RunOptions {
   /** Mamba only: start from this state instead of zeros, and return the final state. */
   state?: MambaState;
   returnState?: boolean;
+  /**
+   * Transformers only: the keys/values of the positions before each row's positionOffsets, per
+   * layer from the start layer on (kv-past.ts: kvPastAt, stackPasts). The run computes only its own
+   * tokens, exactly as the full run would at those positions. In such a run attn.scores and
+   * attn.pattern are [B,H,T,S+T]: keys are the S past slots (row b's first offsets[b] real, the rest
+   * masked), then the run's tokens.
+   */
+  past?: KvPast;
   /** Mamba only: replace the recurrent state after given positions (see state-patch.ts). */
   statePatches?: StatePatch[];
   /**
@@ -97,6 +106,7 @@ async function runModelLeased(model: Model, batch: Batch, opts: RunOptions, ends
   }
   const wanted = new Set((opts.cache ?? []).map((n) => resolve(n).name));
   if ((opts.state || opts.statePatches?.length) && !model.recurrent) throw new FactlensError('state: only Mamba models have a recurrent state');
+  if (opts.past && model.recurrent) throw new FactlensError(`past: ${model.name} is a state-space model; resume it with state (resume.ts)`);
   for (const p of opts.statePatches ?? []) if (p.layer < 0 || p.layer >= L) throw new FactlensError(`state patch: layer ${p.layer} is out of range 0..${L - 1}`);
 
   const offsets = opts.positionOffsets ?? new Array(batch.B).fill(0);
@@ -119,14 +129,18 @@ async function runModelLeased(model: Model, batch: Batch, opts: RunOptions, ends
   if (opts.startAt && opts.startAt.resid.shape.join() !== [batch.B, batch.T, model.config.dModel].join()) {
     throw new FactlensError(`startAt.resid has shape [${opts.startAt.resid.shape}], expected [${batch.B},${batch.T},${model.config.dModel}]`);
   }
-  const embed = opts.startAt ? opts.startAt.resid : await applyHooks('embed', null, model.embed(batch));
+  const embed = opts.startAt ? opts.startAt.resid : await applyHooks('embed', null, model.embed(batch, opts.past ? offsets : undefined));
   let resid = embed; // [B,T,D]
   const until = opts.untilLayer ?? L;
   if (until < start || until > L) throw new FactlensError(`untilLayer ${until} is out of range ${start}..${L}`);
-  const extra = layerInputs(model, batch, opts.state);
+  const extra = opts.past ? pastLayerInputs(model, batch, offsets, opts.past) : layerInputs(model, batch, opts.state);
   const state: MambaState = { conv: [], ssm: [] };
   const plans = new Map<number, StagePlan>();
-  for (let l = start; l < until; l++) plans.set(l, planFor(`layers.${l}.`, hooks, wanted, { name: '', layer: l, batch, offsets }));
+  for (let l = start; l < until; l++) {
+    const plan = planFor(`layers.${l}.`, hooks, wanted, { name: '', layer: l, batch, offsets });
+    if (opts.past) plan.options.kvCache = true; // the stage variant that reads past_k / past_v
+    plans.set(l, plan);
+  }
   // Nothing hooks, records or patches these layers: packed weights (if loaded so) and one session per stack.
   const hookFree = !opts.tape && !opts.statePatches?.length && [...plans.values()].every((p) => !p.reads.size && !p.writes.size);
   const packed = hookFree ? model.packedWeights : null;
@@ -138,7 +152,7 @@ async function runModelLeased(model: Model, batch: Batch, opts: RunOptions, ends
   const headDef = packed && !headPlan.reads.size && !headPlan.writes.size ? packed.stage(model.headStage) : model.headStage;
   // onnxruntime holds the unembedding twice while it packs it: do that before the layers' packed weights exist.
   if (withHead && headDef !== model.headStage) await precompile(headDef, headPlan);
-  const stackable = hookFree && until - start > 1 && !opts.state && !opts.returnState && stageLayout(model.layerStage).hosts.size === 0;
+  const stackable = hookFree && until - start > 1 && !opts.state && !opts.past && !opts.returnState && stageLayout(model.layerStage).hosts.size === 0;
   if (stackable) {
     for (const [chunkFrom, chunkTo] of packed ? packed.chunks(start, until) : [[start, until]]) {
       for (const [from, to] of sameInputRuns(chunkFrom, chunkTo, extra)) {

@@ -13,6 +13,7 @@ import { FactlensError } from '../errors';
 import { InterventionContext, interventionHooks, InterventionSpec } from './interventions';
 import { Tensor } from './tensor';
 import { stackStates } from './resume';
+import { stackPasts } from './kv-past';
 
 export type Row = Record<string, unknown>;
 
@@ -30,15 +31,17 @@ export interface SweepOptions {
    * Skip what a run cannot change. A run whose interventions all sit at
    * layers ≥ startLayer(row) starts there from `resid(layer, row)`, the [1,T,D]
    * residual entering that layer in an unpatched run of the same input.
-   * Mamba only: with startPosition(row) the run also skips the positions
-   * before it (causality), resuming from `state(layer, position, row)` — see
-   * resume.ts (mambaStateAt). Results come back in grid order.
+   * With startPosition(row) the run also skips the positions before it
+   * (causality), resuming from the unpatched run's `state(layer, position,
+   * row)` (state-space models: resume.ts, mambaStateAt) or `past(layer,
+   * position, row)` (transformers: kv-past.ts, kvPastAt). Results come back in grid order.
    */
   prefix?: {
     startLayer: (row: Row) => number;
     resid: (layer: number, row: Row) => Tensor;
     startPosition?: (row: Row) => number;
     state?: (layer: number, position: number, row: Row) => { conv: Tensor; ssm: Tensor };
+    past?: (layer: number, position: number, row: Row) => { k: Tensor; v: Tensor };
   };
   onProgress?: (done: number, total: number) => void;
   /** Stops the sweep before its next batch (abort.ts). */
@@ -54,12 +57,12 @@ export async function sweep(model: Model, grid: Table | Row[], opts: SweepOption
   const bs = opts.batchSize ?? autoBatchSize(model, T);
   const results: Row[] = new Array(rows.length);
   const starts = rows.map((r) => opts.prefix?.startLayer(r) ?? 0);
-  const positions = rows.map((r) => (opts.prefix?.startPosition && model.arch === 'mamba' ? opts.prefix.startPosition(r) : 0));
+  const prefix = opts.prefix;
+  if (prefix?.startPosition && !(model.recurrent ? prefix.state : prefix.past)) {
+    throw new FactlensError(`sweep: prefix.startPosition needs prefix.${model.recurrent ? 'state (see mambaStateAt)' : 'past (see kvPastAt)'} for ${model.name}`);
+  }
+  const positions = rows.map((r) => prefix?.startPosition?.(r) ?? 0);
   const lengths = rows.map((r) => inputFor(r).length);
-  const stateOf = (layer: number, position: number, row: Row) => {
-    if (!opts.prefix?.state) throw new FactlensError('sweep: prefix.startPosition needs prefix.state (see mambaStateAt)');
-    return opts.prefix.state(layer, position, row);
-  };
   let done = 0;
   for (const idx of chunkRuns(model.nLayers, starts, positions, lengths, bs)) {
     const chunk = idx.map((i) => rows[i]);
@@ -69,12 +72,14 @@ export async function sweep(model: Model, grid: Table | Row[], opts: SweepOption
     // One hook per hook point for the whole pass (each run's specs touch only its own row).
     const specs = chunk.flatMap((row, b) => opts.interventions(row).map((s) => ({ ...s, rows: [b] })));
     const hooks = interventionHooks(model, specs, { caches: opts.caches });
-    const resumed = opts.prefix && (layer0 > 0 || pos.some((p) => p > 0));
+    const resumed = prefix && (layer0 > 0 || pos.some((p) => p > 0));
+    const mid = resumed && pos.some((p) => p > 0); // some row skips positions: it needs the state or keys/values before them
     const res = await model.run(batch, {
       hooks,
       logits: 'last',
-      startAt: resumed ? { layer: layer0, resid: suffixRows(chunk.map((r) => opts.prefix!.resid(layer0, r)), pos, batch.T) } : undefined,
-      state: resumed && pos.some((p) => p > 0) ? stackStates(chunk.length, layer0, model.nLayers, (l, b) => stateOf(l, pos[b], chunk[b])) : undefined,
+      startAt: resumed ? { layer: layer0, resid: suffixRows(chunk.map((r) => prefix.resid(layer0, r)), pos, batch.T) } : undefined,
+      state: mid && prefix.state ? stackStates(chunk.length, layer0, model.nLayers, (l, b) => prefix.state!(l, pos[b], chunk[b])) : undefined,
+      past: mid && prefix.past ? stackPasts(chunk.length, layer0, model.nLayers, (l, b) => prefix.past!(l, pos[b], chunk[b])) : undefined,
       positionOffsets: pos,
       signal: opts.signal,
     });

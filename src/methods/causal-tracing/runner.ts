@@ -10,11 +10,12 @@
  * 3. A cell starts at the first layer it patches, from the corrupted residual there (layers below
  *    cannot differ from the corrupted run). The residual kind needs no hook at all: restoring h^l at
  *    token t is starting layer l + 1 from the corrupted residual with token t set to the clean one.
- * 4. Mamba only: a restoration at token t cannot change tokens before t, so the cell runs tokens
- *    t..T−1 only, from the corrupted run's recurrent state after token t − 1 (SSM state + the last
- *    K − 1 conv inputs; the engine's mambaStateAt). GPT-NeoX runs the whole prompt (no KV cache input).
+ * 4. A restoration at token t cannot change tokens before t, so the cell runs tokens t..T−1 only,
+ *    from the corrupted run's state before token t: Mamba's recurrent state after token t − 1 (SSM
+ *    state + the last K − 1 conv inputs; the engine's mambaStateAt), a transformer's keys and values
+ *    of tokens 0..t−1 (kvPastAt).
  *
- * The engine's `sweep` (prefix with startLayer/startPosition/state) does 3–4 for one grid; this
+ * The engine's `sweep` (prefix with startLayer/startPosition/state/past) does 3–4 for one grid; this
  * runner also shares batches across prompts with different clean caches, and applies each batch's
  * restorations in one hook per hook point (sweep adds one hook, and one copy of the activation,
  * per row).
@@ -23,6 +24,7 @@ import type { Model } from '../../runtime/model';
 import type { HookFn, MambaState } from '../../runtime/forward';
 import type { ActivationCache } from '../../runtime/cache';
 import { mambaStateAt, resumeCacheNames, stackStates } from '../../runtime/resume';
+import { KvPast, kvPastAt, kvResumeCacheNames, stackPasts } from '../../runtime/kv-past';
 import { bucketed, makeBatch } from '../../runtime/batch';
 import { autoBatchSize } from '../../runtime/sweep';
 import { Tensor } from '../../runtime/tensor';
@@ -32,7 +34,7 @@ import { KindInfo, restoredLayers } from './kinds';
 export interface BaseRun {
   ids: number[];
   resid: (layer: number) => Float32Array; // [T,D] entering `layer` (layer L: after the last layer)
-  cache: ActivationCache; // resumeCacheNames (Mamba) or the resid_pre of every layer
+  cache: ActivationCache; // resumeCacheNames (Mamba) or kvResumeCacheNames (transformers)
   row: number;
 }
 
@@ -48,7 +50,7 @@ export interface Cell {
 
 export interface RunnerOptions {
   batchSize?: number;
-  /** Mamba: run only tokens t..T−1 from the recurrent state (default true). */
+  /** Run only tokens t..T−1, from the recurrent state (Mamba) or the keys/values before t (default true; exact). */
   suffix?: boolean;
   /** Pad batches to a multiple of this many tokens (default 4): fewer distinct lengths to compile. */
   bucket?: number;
@@ -67,7 +69,7 @@ export function rowView(t: Tensor, b: number, len: number): Float32Array {
 /** Corrupted runs, batched: logits at the last token and the cached tensors of every row. */
 export async function baseRuns(model: Model, rows: number[][], hooks?: Array<[string, HookFn]>): Promise<{ runs: BaseRun[]; logits: Float32Array[] }> {
   const L = model.nLayers;
-  const names = model.arch === 'mamba' ? resumeCacheNames(model) : [...Array(L).keys()].map((l) => `layers.${l}.resid_pre`);
+  const names = model.recurrent ? resumeCacheNames(model) : kvResumeCacheNames(model);
   const res = await model.run(rows, { cache: names, hooks, logits: 'last' });
   const V = res.logits!.shape[2];
   const runs = rows.map((ids, b): BaseRun => ({
@@ -102,7 +104,7 @@ export async function runGroup(
   const D = model.config.dModel;
   const patched = restoredLayers(kind, layer, window, L);
   const start = kind.windowed ? patched[0] : layer + 1;
-  const suffix = model.arch === 'mamba' && opts.suffix !== false;
+  const suffix = opts.suffix !== false;
   // Batches of equal (bucketed) length: a batch runs as long as its longest row.
   const bucket = opts.bucket ?? 4;
   const lengthOf = (c: Cell) => Math.ceil((runs[c.run].ids.length - (suffix ? c.pos : 0)) / bucket) * bucket;
@@ -131,8 +133,8 @@ export async function runGroup(
       }
     });
     const hooks: Array<[string, HookFn]> = kind.windowed ? patched.map((l) => [`layers.${l}.${kind.local}`, restoreHook(chunk, offs, clean, kind.local, l)]) : [];
-    const state = suffix ? recurrentState(model, chunk, offs, runs, start) : undefined;
-    const res = await model.run(batch, { startAt: { layer: start, resid: new Tensor(resid, [B, T, D]) }, state, hooks, logits: 'last', positionOffsets: offs, signal: opts.signal });
+    const carry = suffix ? stateBefore(model, chunk, offs, runs, start) : {};
+    const res = await model.run(batch, { startAt: { layer: start, resid: new Tensor(resid, [B, T, D]) }, ...carry, hooks, logits: 'last', positionOffsets: offs, signal: opts.signal });
     const V = res.logits!.shape[2];
     chunk.forEach((c, b) => metric(c, res.logits!.data.subarray(b * V, (b + 1) * V)));
     opts.onBatch?.(chunk.length);
@@ -150,7 +152,9 @@ function restoreHook(chunk: Cell[], offs: number[], clean: CleanStates[], local:
   };
 }
 
-/** Mamba state entering token offs[b] of each row's corrupted run (engine's mambaStateAt), for layers ≥ start. */
-function recurrentState(model: Model, chunk: Cell[], offs: number[], runs: BaseRun[], start: number): MambaState {
-  return stackStates(chunk.length, start, model.nLayers, (l, b) => mambaStateAt(model, runs[chunk[b].run].cache, l, offs[b], runs[chunk[b].run].row));
+/** The corrupted run's state before token offs[b] of each row, for layers ≥ start: Mamba's recurrent state, a transformer's keys/values. */
+function stateBefore(model: Model, chunk: Cell[], offs: number[], runs: BaseRun[], start: number): { state?: MambaState; past?: KvPast } {
+  const base = (b: number) => runs[chunk[b].run];
+  if (model.recurrent) return { state: stackStates(chunk.length, start, model.nLayers, (l, b) => mambaStateAt(model, base(b).cache, l, offs[b], base(b).row)) };
+  return { past: stackPasts(chunk.length, start, model.nLayers, (l, b) => kvPastAt(model, base(b).cache, l, offs[b], base(b).row)) };
 }

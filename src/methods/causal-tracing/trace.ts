@@ -34,7 +34,7 @@ export interface TraceOptions {
   batchSize?: number;
   /** Prompts whose base runs are held at once (default: a memory estimate). */
   chunk?: number;
-  /** Mamba: run a cell from its token on, from the recurrent state (default true; exact). */
+  /** Run a cell from its token on, from the recurrent state (SSMs) or the keys/values before it (transformers); default true, exact. */
   suffix?: boolean;
   /** Pad cell batches to a multiple of this many tokens (default 4; see runner.ts). */
   bucket?: number;
