@@ -22,6 +22,8 @@ import {
 import { FactlensError } from '../src/errors';
 import { probOf } from '../src/runtime/logits';
 
+const FULL_ROW = { offset: 0, pastSlots: 0 }; // a RowEdit applied to a full (not resumed) run
+
 const FIX = path.join(__dirname, 'fixtures');
 const A1 = [161, 71, 338, 280, 109, 92, 176, 253, 17, 400]; // subject [1,4)
 const B1 = [5, 301, 77, 42, 129, 11, 8, 230]; // subject [2,3)
@@ -164,7 +166,7 @@ describe('attention knockout', () => {
     const tab = await runVariants(neox, [{ ids: A, target: 0, edits }]);
     const hooks: Array<[string, HookFn]> = [[edits[0].hook, (act: Tensor) => {
       const out = act.clone();
-      edits[0].apply(out.data.subarray(0, out.stride(0)), out.shape.slice(1));
+      edits[0].apply(out.data.subarray(0, out.stride(0)), out.shape.slice(1), FULL_ROW);
       return out;
     }]];
     // The runner's probability is the one a direct run with the same cut gives, and the cut matters.
@@ -194,12 +196,19 @@ describe('attention knockout', () => {
     expect(p).toBeCloseTo(probOf(lg, 7), 6);
   });
 
-  it('the experiment table matches direct runs', async () => {
-    const f = await top(neox, Bids);
-    const tab = await attentionKnockout(neox, [fact(neox, Bids, [2, 3], f.id, f.p)], { window: 3, centers: [1, 3], sets: ['subject', 'prompt_last'] });
-    for (const row of tab.objects() as Array<{ set: 'subject' | 'prompt_last'; layer: number; p: number }>) {
-      const edits = attentionKnockoutEdits(layerWindow(row.layer, 3, 4), Bids.length - 1, sourcePositions(row.set, [2, 3], Bids.length));
-      const [want] = await runVariants(neox, [{ ids: Bids, target: f.id, edits }]);
+  it('the experiment table (rows resumed at their last token from cached keys/values) matches full runs', async () => {
+    // Two prompts of different lengths share batches: their rows resume at different positions.
+    const facts = [];
+    for (const [ids, subj] of [[Bids, [2, 3]], [A, [1, 4]]] as Array<[number[], [number, number]]>) {
+      const f = await top(neox, ids);
+      facts.push(fact(neox, ids, subj, f.id, f.p));
+    }
+    const tab = await attentionKnockout(neox, facts, { window: 3, centers: [1, 3], sets: ['subject', 'prompt_last'] });
+    expect(tab.numRows()).toBe(8);
+    for (const row of tab.objects() as Array<{ prompt: number; set: 'subject' | 'prompt_last'; layer: number; p: number }>) {
+      const { ids, subjectRange, answer } = facts[row.prompt];
+      const edits = attentionKnockoutEdits(layerWindow(row.layer, 3, 4), ids.length - 1, sourcePositions(row.set, subjectRange, ids.length));
+      const [want] = await runVariants(neox, [{ ids, target: answer, edits }]);
       expect(row.p).toBeCloseTo(want, 6);
     }
   });

@@ -22,6 +22,8 @@ import { Tensor } from '../src/runtime/tensor';
 import { interventionHooks } from '../src/runtime/interventions';
 import { maxDiff } from './max-diff';
 
+const FULL_ROW = { offset: 0, pastSlots: 0 }; // a RowEdit applied to a full (not resumed) run
+
 const FIX = path.join(__dirname, 'fixtures');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'methods-transformers-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -87,7 +89,7 @@ for (const fam of FAMILIES) {
       const names = [1, 3].map((l) => `layers.${l}.attn.pattern`);
       const hooks = edits.map((ed): [string, (t: Tensor) => Tensor] => [ed.hook, (t) => {
         const out = t.clone();
-        ed.apply(out.data.subarray(0, out.stride(0)), out.shape.slice(1));
+        ed.apply(out.data.subarray(0, out.stride(0)), out.shape.slice(1), FULL_ROW);
         return out;
       }]);
       const cut = await model.runWithCache([ids], names, { hooks, logits: 'last' });

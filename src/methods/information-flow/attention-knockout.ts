@@ -8,28 +8,34 @@
 import { FactlensError } from '../../errors';
 import type { Model } from '../../runtime/model';
 import { FactPrompt } from './prompts';
-import { recordRuns, RowEdit } from './runner';
+import { keyIndex, recordRuns, RowEdit, RowOffset } from './runner';
 import { KnockoutOptions, knockoutTable, Table } from './mamba-knockout';
 
 export const CUT_SCORE = -1e9;
 
-/** Edits that cut query → key edges in every head at the given layers ([H,T,T] views of attn.scores). */
+/** Edits that cut query → key edges (absolute positions) in every head at the given layers ([H,T,K] views of attn.scores). */
 export function attentionKnockoutEdits(layers: number[], query: number, keys: number[]): RowEdit[] {
   return layers.map((l) => ({
     hook: `layers.${l}.attn.scores`,
-    apply: (view: Float32Array, shape: number[]) => {
-      const [H, T] = shape;
-      for (let h = 0; h < H; h++) for (const q of keys) view[(h * T + query) * T + q] = CUT_SCORE;
+    apply: (view: Float32Array, shape: number[], at: RowOffset) => {
+      const [H, T, K] = shape; // K = T, or cached slots + T in a resumed row
+      const q = query - at.offset;
+      for (let h = 0; h < H; h++) for (const key of keys) view[(h * T + q) * K + keyIndex(key, at)] = CUT_SCORE;
     },
   }));
 }
 
-/** One row per (prompt, source set, window centre), as mambaKnockout. Default window k = 10 (Geva used 9). */
+/**
+ * One row per (prompt, source set, window centre), as mambaKnockout. Default window k = 10 (Geva used 9).
+ * Only the last token's attention is cut, so every row runs that one token, from the clean run's
+ * keys/values of the others (exact: kv-past.ts).
+ */
 export async function attentionKnockout(model: Model, prompts: FactPrompt[], opts: KnockoutOptions = {}): Promise<Table> {
   if (model.recurrent) throw new FactlensError(`attentionKnockout needs an attention model; ${model.name} is ${model.arch} (use mambaKnockout)`);
-  const clean = await recordRuns(model, prompts.map((p) => p.ids), ['resid_pre'], { batchSize: opts.batchSize });
+  const clean = await recordRuns(model, prompts.map((p) => p.ids), ['resid_pre'], { batchSize: opts.batchSize, keysValues: true });
   return knockoutTable(model, prompts, opts, (p, i, positions, layers) => ({
     ids: p.ids, target: p.answer, startLayer: layers[0], prefix: (l) => clean[i].acts.get('resid_pre')![l],
+    resume: { position: p.ids.length - 1, past: (l) => clean[i].past!(l, p.ids.length - 1) },
     edits: attentionKnockoutEdits(layers, p.ids.length - 1, positions),
   }));
 }

@@ -13,12 +13,25 @@ import { autoBatchSize } from '../../runtime/sweep';
 import { Tensor } from '../../runtime/tensor';
 import { logitsAt, probOf } from '../../runtime/logits';
 import { PathBlock, pathBlockingHooks } from './path-blocking';
+import { KvPast, kvPastAt, kvResumeCacheNames, stackPasts } from '../../runtime/kv-past';
 
-/** An in-place edit of one row's activation at a hook; `view` has the hook's shape without the batch axis. */
+/**
+ * An in-place edit of one row's activation at a hook; `view` has the hook's shape without the batch
+ * axis. In a resumed row (Variant.resume) the position axis starts at `at.offset`, and attention
+ * scores/patterns have `at.pastSlots` cached keys before the row's own (kv-past.ts).
+ */
 export interface RowEdit {
   hook: string;
-  apply: (view: Float32Array, shape: number[]) => void;
+  apply: (view: Float32Array, shape: number[], at: RowOffset) => void;
 }
+
+export interface RowOffset {
+  offset: number; // absolute position of the row's first computed token
+  pastSlots: number; // cached key slots before the row's tokens (0 in a full run)
+}
+
+/** Index on an attention key axis of the key at absolute position `key` (cached slots first, then the row's tokens). */
+export const keyIndex = (key: number, at: RowOffset) => (key < at.offset ? key : at.pastSlots + key - at.offset);
 
 export interface Variant {
   ids: number[];
@@ -30,6 +43,11 @@ export interface Variant {
   startLayer?: number;
   /** The residual stream [T·D] entering `layer` in an unedited run of `ids` (needed when startLayer > 0). */
   prefix?: (layer: number) => Float32Array;
+  /**
+   * Transformers: nothing before token `position` changes, so the row runs tokens position.. only,
+   * from the keys/values [1,Hkv,position,Dh] of an unedited run at each layer ≥ startLayer (kvPastAt).
+   */
+  resume?: { position: number; past: (layer: number) => { k: Tensor; v: Tensor } };
 }
 
 export interface RunVariantsOptions {
@@ -56,7 +74,8 @@ export async function runVariants(model: Model, variants: Variant[], opts: RunVa
   for (let from = 0; from < order.length; from += bs) {
     const idx = order.slice(from, from + bs);
     const chunk = idx.map((i) => variants[i]);
-    const batch = makeBatch(chunk.map((v) => v.ids), model.config.vocabSize, model.padId);
+    const offs = chunk.map((v) => v.resume?.position ?? 0);
+    const batch = makeBatch(chunk.map((v, b) => v.ids.slice(offs[b])), model.config.vocabSize, model.padId);
     const layer0 = Math.min(...idx.map((i) => starts[i]));
     let startAt: { layer: number; resid: Tensor } | undefined;
     if (layer0 > 0) {
@@ -64,19 +83,33 @@ export async function runVariants(model: Model, variants: Variant[], opts: RunVa
       chunk.forEach((v, b) => {
         const r = v.prefix!(layer0);
         if (r.length !== v.ids.length * D) throw new FactlensError(`variant prefix at layer ${layer0}: expected ${v.ids.length}×${D} values, got ${r.length}`);
-        resid.set(r, b * batch.T * D);
+        resid.set(r.subarray(offs[b] * D), b * batch.T * D);
       });
       startAt = { layer: layer0, resid: new Tensor(resid, [batch.B, batch.T, D]) };
     }
-    const res = await model.run(batch, { hooks: hooksFor(model, chunk), logits: 'last', startAt, signal: opts.signal });
+    const past = offs.some((o) => o > 0) ? pastOf(model, chunk, layer0) : undefined;
+    const at = offs.map((offset): RowOffset => ({ offset, pastSlots: past ? past.k[layer0].shape[2] : 0 }));
+    const res = await model.run(batch, { hooks: hooksFor(model, chunk, at), logits: 'last', startAt, past, positionOffsets: offs, signal: opts.signal });
     chunk.forEach((v, b) => (out[idx[b]] = probOf(logitsAt(res.logits!, b, 0), v.target)));
     opts.onProgress?.(Math.min(from + bs, order.length), order.length);
   }
   return out;
 }
 
+/** The chunk's cached keys/values from layer0 on; rows that do not resume get an empty past. */
+function pastOf(model: Model, chunk: Variant[], layer0: number): KvPast {
+  if (model.recurrent) throw new FactlensError(`variant resume: ${model.name} is a state-space model (resume is for attention models' keys/values)`);
+  return stackPasts(chunk.length, layer0, model.nLayers, (l, b) => {
+    const r = chunk[b].resume;
+    if (r) return r.past(l);
+    const ref = chunk.find((v) => v.resume)!.resume!.past(l).k; // [1,Hkv,P,Dh]
+    const empty = new Tensor(new Float32Array(0), [1, ref.shape[1], 0, ref.shape[3]]); // [1,Hkv,0,Dh]
+    return { k: empty, v: empty };
+  });
+}
+
 /** One hook per edited hook name (a single copy per run), then the path-blocking hooks. */
-function hooksFor(model: Model, chunk: Variant[]): Array<[string, HookFn]> {
+function hooksFor(model: Model, chunk: Variant[], at: RowOffset[]): Array<[string, HookFn]> {
   const byHook = new Map<string, Array<{ row: number; edit: RowEdit }>>();
   chunk.forEach((v, row) => {
     for (const edit of v.edits ?? []) byHook.set(edit.hook, [...(byHook.get(edit.hook) ?? []), { row, edit }]);
@@ -84,7 +117,7 @@ function hooksFor(model: Model, chunk: Variant[]): Array<[string, HookFn]> {
   const hooks: Array<[string, HookFn]> = [...byHook].map(([name, list]): [string, HookFn] => [name, (act) => {
     const edited = act.clone();
     const per = edited.stride(0);
-    for (const { row, edit } of list) edit.apply(edited.data.subarray(row * per, (row + 1) * per), edited.shape.slice(1));
+    for (const { row, edit } of list) edit.apply(edited.data.subarray(row * per, (row + 1) * per), edited.shape.slice(1), at[row]);
     return edited;
   }]);
   const blocks: PathBlock[] = chunk.flatMap((v, row) => (v.blocks ?? []).map((b) => ({ ...b, rows: [row] })));
@@ -101,17 +134,19 @@ export function setPositions(view: Float32Array, width: number, positions: numbe
 export interface PromptActs {
   ids: number[];
   acts: Map<string, Float32Array[]>;
+  /** With `keysValues` (transformers): keys/values [1,Hkv,position,Dh] of tokens before `position` at `layer` (kvPastAt). */
+  past?: (layer: number, position: number) => { k: Tensor; v: Tensor };
 }
 
 /**
  * Unedited runs of several prompts (batched), keeping the named per-layer hook points (local names,
  * e.g. 'resid_pre', 'mixer.x') of each prompt's own positions.
  */
-export async function recordRuns(model: Model, prompts: number[][], locals: string[], opts: RunVariantsOptions = {}): Promise<PromptActs[]> {
+export async function recordRuns(model: Model, prompts: number[][], locals: string[], opts: RunVariantsOptions & { keysValues?: boolean } = {}): Promise<PromptActs[]> {
   const out: PromptActs[] = [];
   const T = Math.max(...prompts.map((p) => p.length), 1);
   const bs = opts.batchSize ?? Math.min(64, autoBatchSize(model, T));
-  const names = locals.flatMap((n) => [...Array(model.nLayers).keys()].map((l) => `layers.${l}.${n}`));
+  const names = [...locals.flatMap((n) => [...Array(model.nLayers).keys()].map((l) => `layers.${l}.${n}`)), ...(opts.keysValues ? kvResumeCacheNames(model) : [])];
   for (let from = 0; from < prompts.length; from += bs) {
     const chunk = prompts.slice(from, from + bs);
     const res = await model.run(chunk, { cache: names, logits: 'none' });
@@ -124,7 +159,7 @@ export async function recordRuns(model: Model, prompts: number[][], locals: stri
           return t.data.slice(b * t.shape[1] * W, (b * t.shape[1] + ids.length) * W);
         }));
       }
-      out.push({ ids, acts });
+      out.push({ ids, acts, past: opts.keysValues ? (l, p) => kvPastAt(model, res.cache, l, p, b) : undefined });
     });
     opts.onProgress?.(Math.min(from + bs, prompts.length), prompts.length);
   }
