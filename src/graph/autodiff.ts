@@ -114,6 +114,8 @@ const rules: Record<string, Rule> = {
   Concat: (g, n, gy) => {
     const axis = n.attrs.axis as number;
     const sizes = n.inputs.map((x) => x!.shape[axis]);
+    // Two or more symbolic sizes (keys [past S ; run T]): offsets come from the inputs' runtime shapes.
+    if (sizes.filter((s) => typeof s !== 'number').length > 1) return n.inputs.map((_, i) => g.sliceConcatPart(gy, axis, n.inputs as Value[], i));
     const grads: Value[] = [];
     for (let i = 0; i < sizes.length; i++) {
       const before = sizes.slice(0, i);

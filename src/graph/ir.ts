@@ -278,6 +278,18 @@ export class Graph {
     return this.node('Slice', [x, this.ints([start]), this.ints([e]), this.ints([ax])], {}, [shape], [x.dtype])[0];
   }
 
+  /**
+   * The slice of x along `axis` that `part` occupied in a concat of `parts` (part = parts[i]), with
+   * offsets read at run time: a backward rule's slice where sizes are symbolic (e.g. [past ; T]).
+   */
+  sliceConcatPart(x: Value, axis: number, parts: Value[], i: number): Value {
+    const dim = (v: Value) => this.node('Shape', [v], { start: axis, end: axis + 1 }, [[1]], ['int64'])[0]; // int64 [1]
+    const add = (a: Value, b: Value) => this.node('Add', [a, b], {}, [[1]], ['int64'])[0];
+    const start = parts.slice(0, i).map(dim).reduce(add, this.ints([0]));
+    const end = add(start, dim(parts[i]));
+    return this.node('Slice', [x, start, end, this.ints([axis])], {}, [[...x.shape.slice(0, axis), parts[i].shape[axis], ...x.shape.slice(axis + 1)]], [x.dtype])[0];
+  }
+
   concat(xs: Value[], axis: number): Value {
     const ax = axis < 0 ? axis + xs[0].shape.length : axis;
     const shape = [...xs[0].shape];

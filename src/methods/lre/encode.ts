@@ -7,12 +7,12 @@
  * all the Jacobians (taped, k copies of one prompt) and the causality edits
  * need.
  *
- * Mamba skips what cannot change: nothing before the subject's last token
- * depends on h, so runs resume there from the saved state and only the last
- * few tokens are recomputed (and differentiated). Prompts that share a prefix
- * (every test prompt of a trial shares its few-shot context) run it once.
- * GPT-NeoX has no such state (no KV cache in the engine yet), so its runs
- * start at layer k but cover every position.
+ * Runs skip what cannot change: nothing before the subject's last token
+ * depends on h, so they resume there and only the last few tokens are
+ * recomputed (and differentiated), from the saved recurrent state (Mamba) or
+ * the saved keys/values of the earlier tokens (transformers; kv-past.ts).
+ * Mamba prompts that share a prefix (every test prompt of a trial shares its
+ * few-shot context) run it once.
  */
 import { FactlensError } from '../../errors';
 import type { Model } from '../../runtime/model';
@@ -20,16 +20,19 @@ import type { HookFn, MambaState } from '../../runtime/forward';
 import { makeBatch } from '../../runtime/batch';
 import { Tensor } from '../../runtime/tensor';
 import { stackStates } from '../../runtime/resume';
+import { KvPast, kvPastAt, kvResumeCacheNames, stackPasts } from '../../runtime/kv-past';
 import type { Tape } from '../../runtime/tape';
 import { SubjectPrompt } from './prompts';
 
 export interface EncodedPrompt extends SubjectPrompt {
-  /** First position kept in `streams` (Mamba: subjectLast; GPT-NeoX: 0). */
+  /** First position kept in `streams`: the subject's last token (Mamba-2: 0). */
   start: number;
   /** Per stream k = 0..L: the residual entering layer k at positions start..T−1, [(T−start)·D]. */
   streams: Float32Array[];
   /** Mamba: the state entering position `start`, per layer (conv [K−1·E], ssm [E·N]). */
   state?: { conv: Float32Array[]; ssm: Float32Array[] };
+  /** Transformers: keys and values of positions 0..start−1, per layer [1,Hkv,start,Dh]. */
+  past?: { k: Tensor[]; v: Tensor[] };
   /** Next-token logits at the last position [V]. */
   logits: Float32Array;
 }
@@ -56,7 +59,7 @@ export async function encodePrompts(model: Model, prompts: SubjectPrompt[], opts
   const out: EncodedPrompt[] = [];
   for (let i = 0; i < prompts.length; i += bs) {
     const part = prompts.slice(i, i + bs);
-    out.push(...(model.arch === 'mamba' ? await encodeMamba(model, part) : await encodeFull(model, part)));
+    out.push(...(model.arch === 'mamba' ? await encodeMamba(model, part) : model.recurrent ? await encodeFull(model, part) : await encodeAttention(model, part)));
   }
   return out;
 }
@@ -75,6 +78,7 @@ function rowSlice(t: Tensor, b: number, from: number, to: number): Float32Array 
   return t.data.slice((b * T + from) * D, (b * T + to) * D);
 }
 
+/** Mamba-2 (no resume here yet): one full run, every position kept. */
 async function encodeFull(model: Model, prompts: SubjectPrompt[]): Promise<EncodedPrompt[]> {
   const res = await model.run(prompts.map((p) => p.ids), { cache: streamCacheNames(model), logits: 'last' });
   const streams = collectStreams(model, res.cache, res.residual);
@@ -85,6 +89,24 @@ async function encodeFull(model: Model, prompts: SubjectPrompt[]): Promise<Encod
     streams: streams.map((s) => rowSlice(s, b, 0, p.ids.length)),
     logits: res.logits!.data.slice(b * V, (b + 1) * V),
   }));
+}
+
+/** One full run; each prompt keeps its streams from the subject's last token on and the keys/values before it. */
+async function encodeAttention(model: Model, prompts: SubjectPrompt[]): Promise<EncodedPrompt[]> {
+  const res = await model.run(prompts.map((p) => p.ids), { cache: kvResumeCacheNames(model), logits: 'last' });
+  const streams = collectStreams(model, res.cache, res.residual);
+  const V = res.logits!.shape[2];
+  const layers = [...Array(model.nLayers).keys()];
+  return prompts.map((p, b) => {
+    const pasts = layers.map((l) => kvPastAt(model, res.cache, l, p.subjectLast, b));
+    return {
+      ...p,
+      start: p.subjectLast,
+      streams: streams.map((s) => rowSlice(s, b, p.subjectLast, p.ids.length)),
+      past: { k: pasts.map((x) => x.k), v: pasts.map((x) => x.v) },
+      logits: res.logits!.data.slice(b * V, (b + 1) * V),
+    };
+  });
 }
 
 async function encodeMamba(model: Model, prompts: SubjectPrompt[]): Promise<EncodedPrompt[]> {
@@ -206,9 +228,17 @@ export async function runFrom(model: Model, rows: RunRow[], k: number, opts: { u
       };
     }), L, k);
   }
+  let past: KvPast | undefined;
+  if (!model.recurrent && offsets.some((o) => o > 0)) {
+    past = stackPasts(rows.length, k, L, (l, b) => {
+      const p = rows[b].prompt.past;
+      if (!p) throw new FactlensError('runFrom: this prompt was encoded without its keys/values');
+      return { k: p.k[l], v: p.v[l] };
+    });
+  }
   const wantLogits = (opts.logits ?? until === L) && until === L;
   const res = await model.run(batch, {
-    startAt: { layer: k, resid: start }, untilLayer: until, state, tape: opts.tape, hooks: opts.hooks, logits: wantLogits ? 'last' : 'none',
+    startAt: { layer: k, resid: start }, untilLayer: until, state, past, positionOffsets: offsets, tape: opts.tape, hooks: opts.hooks, logits: wantLogits ? 'last' : 'none',
   });
   return { start, residual: res.residual, logits: res.logits, offsets };
 }
