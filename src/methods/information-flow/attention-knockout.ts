@@ -8,7 +8,8 @@
 import { FactlensError } from '../../errors';
 import type { Model } from '../../runtime/model';
 import { FactPrompt } from './prompts';
-import { keyIndex, recordRuns, RowEdit, RowOffset } from './runner';
+import { recordRuns, RowEdit } from './runner';
+import { keyIndex, RowOffset } from '../../runtime/row-engine';
 import { KnockoutOptions, knockoutTable, Table } from './mamba-knockout';
 
 export const CUT_SCORE = -1e9;
@@ -32,10 +33,10 @@ export function attentionKnockoutEdits(layers: number[], query: number, keys: nu
  */
 export async function attentionKnockout(model: Model, prompts: FactPrompt[], opts: KnockoutOptions = {}): Promise<Table> {
   if (model.recurrent) throw new FactlensError(`attentionKnockout needs an attention model; ${model.name} is ${model.arch} (use mambaKnockout)`);
-  const clean = await recordRuns(model, prompts.map((p) => p.ids), ['resid_pre'], { batchSize: opts.batchSize, keysValues: true });
+  const clean = await recordRuns(model, prompts.map((p) => p.ids), ['resid_pre'], { batchSize: opts.batchSize, carries: true });
   return knockoutTable(model, prompts, opts, (p, i, positions, layers) => ({
     ids: p.ids, target: p.answer, startLayer: layers[0], prefix: (l) => clean[i].acts.get('resid_pre')![l],
-    resume: { position: p.ids.length - 1, past: (l) => clean[i].past!(l, p.ids.length - 1) },
+    resume: { position: p.ids.length - 1, carry: (l) => clean[i].carry!(l, p.ids.length - 1) },
     edits: attentionKnockoutEdits(layers, p.ids.length - 1, positions),
   }));
 }

@@ -9,7 +9,7 @@ export type { ConvSsmWeights } from './reference';
 export { factPrompts, subjectRange, sourcePositions, SOURCE_SETS } from './prompts';
 export type { FactPrompt, SourceSet, FactPromptOptions } from './prompts';
 export { runVariants, recordRuns } from './runner';
-export type { Variant, RowEdit, RowOffset, RunVariantsOptions, PromptActs } from './runner';
+export type { Variant, RowEdit, RunVariantsOptions, PromptActs } from './runner';
 export { meanActivations, wikitextDocuments, WIKITEXT_FILE } from './means';
 export type { MeanOptions } from './means';
 export { mambaKnockout, knockoutTable } from './mamba-knockout';

@@ -12,6 +12,7 @@ import { FactlensError } from '../../errors';
 import type { Model } from '../../runtime/model';
 import { CorruptedPair } from './corruption';
 import { recordRuns, RowEdit, runVariants, Variant } from './runner';
+import type { RowOffset } from '../../runtime/row-engine';
 import type { Table } from './mamba-knockout';
 
 export type PinKind = 'none' | 's' | 'g' | 'o' | 'mlp' | 'attn';
@@ -43,7 +44,7 @@ export async function pathRestoration(model: Model, pairs: CorruptedPair[], opts
   const layers = opts.layers ?? [...Array(model.nLayers).keys()];
   const pinLocals = pins.filter((k): k is Exclude<PinKind, 'none'> => k !== 'none').map((k) => PIN_HOOKS[k]);
   const clean = await recordRuns(model, pairs.map((p) => p.clean.ids), ['resid_post'], { batchSize: opts.batchSize });
-  const corrupt = await recordRuns(model, pairs.map((p) => p.altIds), ['resid_pre', ...pinLocals], { batchSize: opts.batchSize });
+  const corrupt = await recordRuns(model, pairs.map((p) => p.altIds), ['resid_pre', ...pinLocals], { batchSize: opts.batchSize, carries: true });
   const D = model.config.dModel;
   const rows: Array<Record<string, unknown>> = [];
   const variants: Variant[] = [];
@@ -55,15 +56,19 @@ export async function pathRestoration(model: Model, pairs: CorruptedPair[], opts
         for (const layer of layers) {
           const restore: RowEdit = {
             hook: `layers.${layer}.resid_post`,
-            apply: (view) => view.set(clean[i].acts.get('resid_post')![layer].subarray(ic * D, (ic + 1) * D), ik * D),
+            apply: (view, _shape, at) => view.set(clean[i].acts.get('resid_post')![layer].subarray(ic * D, (ic + 1) * D), (ik - at.offset) * D),
           };
           const pinned: RowEdit[] = pin === 'none' ? [] : range(layer + 1, model.nLayers).map((l) => {
             const vals = corrupt[i].acts.get(PIN_HOOKS[pin])![l];
             const W = vals.length / pair.altIds.length;
-            return { hook: `layers.${l}.${PIN_HOOKS[pin]}`, apply: (view: Float32Array) => view.set(vals.subarray(ik * W, (ik + 1) * W), ik * W) };
+            return { hook: `layers.${l}.${PIN_HOOKS[pin]}`, apply: (view: Float32Array, _shape: number[], at: RowOffset) => view.set(vals.subarray(ik * W, (ik + 1) * W), (ik - at.offset) * W) };
           });
           rows.push({ pair: i, relation: pair.clean.relation, token, pin: PIN_LABELS[pin], layer, high: pair.high, low: pair.low });
-          variants.push({ ids: pair.altIds, target: pair.clean.answer, edits: [restore, ...pinned], startLayer: layer, prefix: (l) => corrupt[i].acts.get('resid_pre')![l] });
+          // Nothing before token ik changes: the row runs from ik on, from the corrupted run's carry.
+          variants.push({
+            ids: pair.altIds, target: pair.clean.answer, edits: [restore, ...pinned], startLayer: layer, prefix: (l) => corrupt[i].acts.get('resid_pre')![l],
+            resume: { position: ik, carry: (l) => corrupt[i].carry!(l, ik) },
+          });
         }
       }
     }
