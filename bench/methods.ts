@@ -7,8 +7,10 @@
  * pair, "The Space Needle is located in the city of" vs "The Eiffel Tower ...", random ids on the
  * random-weight shapes), one prompt's LRE Jacobian set (∂z/∂h at every layer), and one prompt's knockout
  * sweep (every source set × window centre: attention knockout on GPT-NeoX, the paper's mean ablation of a
- * on Mamba). Each side runs once to warm up and once timed; the results must agree (max |Δ|). Not yet
- * here: a ROME edit (no PyTorch counterpart written for the bench).
+ * on Mamba). Each side runs once to warm up and once timed; the results must agree (max |Δ|). The
+ * causal-trace row also times ours with every cell over the whole prompt (suffix: false), so the
+ * speed-up of resuming mid-prompt (Mamba's state, a transformer's keys/values) is measured in the
+ * same run. Not yet here: a ROME edit (no PyTorch counterpart written for the bench).
  * Appends `{ kind: 'method', method, model, ms, torchMs, maxAbsDiff }` rows to .cache/bench-last.json.
  */
 import fs from 'fs';
@@ -42,6 +44,8 @@ export interface MethodRow {
   /** What was computed, in words. */
   work: string;
   targetMs?: number;
+  /** causal-trace: ours with every cell run over the whole prompt (no state / keys-values resume), same run. */
+  noResumeMs?: number;
   note?: string;
 }
 
@@ -64,7 +68,8 @@ async function main(): Promise<void> {
       rows.push(row);
       log(`${name}: ${method} (${row.work}): ours ${row.ms.toFixed(0)} ms` +
         (row.torchMs !== null ? `, torch ${row.torchMs.toFixed(0)} ms, ratio ${(row.torchMs / row.ms).toFixed(2)}×, max |Δ| ${row.maxAbsDiff!.toExponential(1)}` : `, no torch (${row.note ?? torch.note})`) +
-        (row.targetMs ? `; target ≤ ${row.targetMs} ms: ${row.ms <= row.targetMs ? 'met' : 'missed'}` : ''));
+        (row.targetMs ? `; target ≤ ${row.targetMs} ms: ${row.ms <= row.targetMs ? 'met' : 'missed'}` : '') +
+        (row.noResumeMs ? `; without resuming mid-prompt ${row.noResumeMs.toFixed(0)} ms (resume ${(row.noResumeMs / row.ms).toFixed(2)}× faster)` : ''));
     }
   }
   saveRows(rows);
@@ -103,6 +108,7 @@ async function causalTraceRow(model: Model, name: string, dir: string, torch: To
   const kinds = ct.traceKinds(model.arch);
   const layers = [...Array(model.nLayers).keys()];
   const { value: ours, ms } = await timed(() => ct.traceCorruption(model, corruption, { kinds, window }));
+  const { ms: noResumeMs } = await timed(() => ct.traceCorruption(model, corruption, { kinds, window, suffix: false }));
   const T = corruption.clean.length;
   const cells = kinds.length * T * layers.length;
   const job = {
@@ -117,7 +123,7 @@ async function causalTraceRow(model: Model, name: string, dir: string, torch: To
     maxAbsDiff = d;
   }
   return {
-    kind: 'method', method: 'causal-trace', model: name, ms, torchMs: 'ms' in side ? side.ms : null, maxAbsDiff, targetMs: MAP_TARGET_MS[name],
+    kind: 'method', method: 'causal-trace', model: name, ms, torchMs: 'ms' in side ? side.ms : null, maxAbsDiff, targetMs: MAP_TARGET_MS[name], noResumeMs,
     work: `${kinds.join('/')}, ${T} tokens, window ${window}, ${cells} cells`, ...('note' in side ? { note: side.note } : {}),
   };
 }

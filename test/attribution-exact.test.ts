@@ -77,12 +77,20 @@ for (const [fixture, kinds] of [
       const same = (await attribution.compareWithExact(model, pairs, metric, { ...opts, exact: self })).table.objects()[0] as Record<string, number>;
       expect(same.pearson).toBeCloseTo(1, 6);
       expect(same.spearman).toBeCloseTo(1, 6);
+      expect(same.pearsonLo).toBeCloseTo(1, 6); // every resample of a perfect agreement is perfect
+      expect(same.spearmanHi).toBeCloseTo(1, 6);
       expect(same.overlap).toBeCloseTo(1, 12);
       expect(same.falseNegatives).toBe(0);
       const flipped = estimates.map((e) => ({ pair: e.pair, base: e.base, source: e.source, kinds: { [kinds[0]]: e.kinds[kinds[0]].estimate.map((r) => r.map((x) => 1 / (1e-9 + Math.abs(x)))) } }));
       const bad = await attribution.compareWithExact(model, pairs, metric, { ...opts, exact: flipped });
       const badRow = bad.table.objects()[0] as Record<string, number>;
       expect(badRow.overlap).toBeLessThan(0.5);
+      // The pair bootstrap's interval brackets the pooled correlation and has width (two pairs that disagree differently).
+      for (const c of ['pearson', 'spearman']) {
+        expect(badRow[`${c}Lo`]).toBeLessThanOrEqual(badRow[c] + 1e-12);
+        expect(badRow[`${c}Hi`]).toBeGreaterThanOrEqual(badRow[c] - 1e-12);
+        expect(badRow[`${c}Hi`] - badRow[`${c}Lo`]).toBeGreaterThan(1e-3);
+      }
       expect(badRow.falseNegatives).toBe(bad.misses.numRows());
       expect(badRow.falseNegatives).toBeGreaterThan(0);
       // given estimates are used as they are: the flipped scores as estimates against themselves agree fully

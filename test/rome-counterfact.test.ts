@@ -10,7 +10,7 @@ import { Model } from '../src/runtime/model';
 import { softmaxRow } from '../src/runtime/grad';
 import { editRequestOf, knownRecords, loadCounterFact, rewritePrompt, CounterFactRecord } from '../src/data/counterfact';
 import { isNontrivialPrefix as nontrivialPrefix } from '../src/data/known-facts';
-import { continuationScores, harmonicMean, scoreCase, scoresText, summarize } from '../src/methods/rome/counterfact-eval';
+import { continuationScores, harmonicMean, scoreCase, scoresText, scoreS, sDifference, summarize, CaseScores } from '../src/methods/rome/counterfact-eval';
 import { ngramEntropy, ngramEntropyOf, generationCheck, mentions } from '../src/methods/rome/generation-checks';
 import { romeLayerSweep } from '../src/methods/rome/sweep';
 import { sweepFigure } from '../src/methods/rome/figures';
@@ -118,5 +118,26 @@ describe('CounterFact', () => {
     expect(g.mentionsNew).toBe(frac('London'));
     expect(g.mentionsTrue).toBe(frac(rw.target_true.str));
     expect(g.mentionsNew).not.toBe(g.mentionsTrue);
+  });
+});
+
+describe('S with intervals over records', () => {
+  const cases = (es: number[], shift = 0): CaseScores[] => es.map((e, i) => ({ caseId: i, ES: e, PS: (i % 3) / 2, NS: Math.min(1, 0.5 + shift + (i % 2) / 4) }) as unknown as CaseScores);
+  const a = cases([1, 0, 1, 1, 0, 1, 1, 1, 0, 1]);
+  it('scoreS brackets S and has width when records disagree', () => {
+    const s = scoreS(a);
+    expect(s.S).toBeCloseTo(summarize(a).S, 12);
+    expect(s.lo).toBeLessThanOrEqual(s.S);
+    expect(s.hi).toBeGreaterThanOrEqual(s.S);
+    expect(s.hi - s.lo).toBeGreaterThan(1);
+    expect(s.n).toBe(10);
+  });
+  it('sDifference is paired: identical scorings differ by exactly 0, a uniform NS gain is seen, other records are refused', () => {
+    expect(sDifference(a, a)).toEqual({ diff: 0, lo: 0, hi: 0, n: 10 });
+    const better = cases([1, 0, 1, 1, 0, 1, 1, 1, 0, 1], 0.25);
+    const d = sDifference(better, a);
+    expect(d.diff).toBeCloseTo(summarize(better).S - summarize(a).S, 12);
+    expect(d.lo).toBeGreaterThan(0);
+    expect(() => sDifference(a, a.slice(1))).toThrow(/same records/);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { estimate, formatEstimate, round, clearlyDiffers } from '../src/stats';
+import { estimate, formatEstimate, round, clearlyDiffers, bootstrapInterval } from '../src/stats';
 
 describe('estimate', () => {
   it('mean, sample std and standard error match the textbook formulas', () => {
@@ -49,5 +49,21 @@ describe('formatting', () => {
     const hi = estimate(Array.from({ length: 200 }, (_, i) => 20 + (i % 10)));
     expect(clearlyDiffers(lo, hi)).toBe(true);
     expect(clearlyDiffers(lo, estimate(Array.from({ length: 200 }, (_, i) => 0.5 + (i % 10))))).toBe(false);
+  });
+});
+
+describe('bootstrapInterval', () => {
+  it('resamples units, not values: a statistic over whole clusters gets a wider interval than over their pooled values', () => {
+    // 10 clusters of 20 equal values each: the clusters vary, the values inside one do not.
+    const clusters = Array.from({ length: 10 }, (_, c) => new Array(20).fill(c));
+    const pooled = clusters.flat();
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const byCluster = bootstrapInterval(10, (u) => mean(Array.from(u, (i) => clusters[i]).flat()), { seed: 1 });
+    const byValue = bootstrapInterval(pooled.length, (u) => mean(Array.from(u, (i) => pooled[i])), { seed: 1 });
+    expect(byCluster.lo).toBeLessThan(4.5);
+    expect(byCluster.hi).toBeGreaterThan(4.5);
+    expect(byCluster.hi - byCluster.lo).toBeGreaterThan(2 * (byValue.hi - byValue.lo));
+    expect(bootstrapInterval(10, () => 7)).toEqual({ lo: 7, hi: 7, level: 0.95 });
+    expect(() => bootstrapInterval(0, () => 0)).toThrow(/at least one unit/);
   });
 });

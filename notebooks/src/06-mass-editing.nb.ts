@@ -24,9 +24,10 @@ import { CounterFactRecord, knownRecords, loadCounterFact } from '../src/data/co
 import { loadRelations } from '../src/data/relations';
 import { knownFacts } from '../src/data/known-facts';
 import { averageByKind, peak, roundRobin, scaledWindow, traceFacts } from '../src/methods/causal-tracing';
-import { defaultLayer, EDIT_MATRICES, editSite, scoreCase, scoresText, secondMoments, summarize, RomeOptions } from '../src/methods/rome';
+import { defaultLayer, EDIT_MATRICES, editSite, scoreCase, scoresText, scoreS, sDifference, secondMoments, summarize, RomeOptions } from '../src/methods/rome';
 import { defaultLayers, scalingCurve, scalingFigure, ScalingCase, ScalingRow, scaledUpdateWeight } from '../src/methods/memit';
 import { markdown, showFigure, showTable } from '../src/viz';
+import { round } from '../src/stats';
 
 const FULL = process.env.FACTLENS_NB_FULL === '1';
 const QUICK = !FULL && process.env.FACTLENS_NB_QUICK === '1';
@@ -88,6 +89,7 @@ showTable(models.map((m) => ({
 
 // %%
 const rangeRows: ScalingRow[] = [];
+const rangeCases = new Map<string, ScalingCase[]>(); // by `${model}|${layers}`, sorted by record
 for (const m of models) {
   const len = defaultLayers(m).length;
   const ends = [...new Set([len - 1, defaultLayer(m), Math.max(len - 1, Math.round(tracing.get(m.name)!.layer)), m.nLayers - 1])].sort((a, b) => a - b);
@@ -98,6 +100,7 @@ for (const m of models) {
     const layers = Array.from({ length: len }, (_, i) => end - len + 1 + i);
     const res = await scalingCurve(m, recs, { ...VALUE, layers, batchSizes: [recs.length], methods: ['memit'], stats: STATS, progress: false });
     rangeRows.push(...res.rows);
+    rangeCases.set(`${m.name}|${layers.join(',')}`, [...res.cases].sort((a, b) => a.caseId - b.caseId));
   }
 }
 showTable(rangeRows.map((r) => ({ model: r.model, matrix: r.matrix, layers: r.layers, 'edits at once': r.batchSize, ES: r.ES, PS: r.PS, NS: r.NS, S: r.S })), { title: 'MEMIT by layer range' });
@@ -105,8 +108,21 @@ const bestRange = new Map(models.map((m) => {
   const rows = rangeRows.filter((r) => r.model === m.name);
   return [m.name, rows.reduce((a, b) => (b.S > a.S ? b : a))];
 }));
-markdown(models.map((m) => `**${m.name}**: the best range here is layers ${bestRange.get(m.name)!.layers} (S ${bestRange.get(m.name)!.S.toFixed(1)} with ${bestRange.get(m.name)!.batchSize} edits at once); ` +
-  `the default ${defaultLayers(m).join(',')} gives S ${rangeRows.find((r) => r.model === m.name && r.layers === defaultLayers(m).join(','))!.S.toFixed(1)}.`).join('\n\n'));
+const sText = (cases: ScalingCase[]) => {
+  const s = scoreS(cases);
+  return `S ${round(s.S)} [${round(s.lo)}, ${round(s.hi)}] (n = ${s.n})`;
+};
+markdown(models.map((m) => {
+  const best = bestRange.get(m.name)!;
+  const byDefault = defaultLayers(m).join(',');
+  const bestCases = rangeCases.get(`${m.name}|${best.layers}`)!;
+  const defaultCases = rangeCases.get(`${m.name}|${byDefault}`)!;
+  if (best.layers === byDefault) return `**${m.name}**: the default range ${byDefault} is also the best here (${sText(bestCases)}, ${best.batchSize} edits at once; 95 % bootstrap intervals over records).`;
+  const d = sDifference(bestCases, defaultCases);
+  const verdict = d.lo > 0 ? 'clearly better at this n' : 'no clear difference at this n (the paired interval includes 0)';
+  return `**${m.name}**: the best range here is layers ${best.layers} (${sText(bestCases)}, ${best.batchSize} edits at once); the default ${byDefault} gives ${sText(defaultCases)}. ` +
+    `Best − default, paired over the same records: ${round(d.diff)} [${round(d.lo)}, ${round(d.hi)}]: ${verdict}. (95 % bootstrap intervals over records.)`;
+}).join('\n\n'));
 
 // %% [markdown]
 // ## 3. The scaling curve: MEMIT vs sequential ROME, Mamba vs Pythia

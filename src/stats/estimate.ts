@@ -2,7 +2,7 @@
 // The standard error is the textbook s/√n; the interval is a seeded percentile bootstrap, so it
 // needs no normality assumption and the same data always print the same interval.
 import { FactlensError } from '../errors';
-import { rng } from '../runtime/generate';
+import { BootstrapOptions, bootstrapInterval } from './bootstrap';
 
 export interface Estimate {
   n: number;
@@ -17,21 +17,13 @@ export interface Estimate {
   level: number;
 }
 
-export interface EstimateOptions {
-  /** Confidence level of the bootstrap interval (default 0.95). */
-  level?: number;
-  /** Bootstrap resamples (default 2000). */
-  resamples?: number;
-  seed?: number;
-}
+export type EstimateOptions = BootstrapOptions;
 
 /** Mean, standard error and bootstrap interval of `values` (non-finite values are refused). */
 export function estimate(values: ArrayLike<number>, opts: EstimateOptions = {}): Estimate {
   const { level = 0.95, resamples = 2000, seed = 0 } = opts;
   const n = values.length;
   if (n === 0) throw new FactlensError('estimate: values is empty');
-  if (!(level > 0 && level < 1)) throw new FactlensError(`estimate: level must be in (0, 1), got ${level}`);
-  if (!Number.isInteger(resamples) || resamples < 1 || resamples > 1e6) throw new FactlensError(`estimate: resamples must be an integer in [1, 1e6], got ${resamples}`);
   let sum = 0;
   for (let i = 0; i < n; i++) {
     if (!Number.isFinite(values[i])) throw new FactlensError(`estimate: values[${i}] is ${values[i]}`);
@@ -41,16 +33,12 @@ export function estimate(values: ArrayLike<number>, opts: EstimateOptions = {}):
   let ss = 0;
   for (let i = 0; i < n; i++) ss += (values[i] - mean) ** 2;
   const std = n > 1 ? Math.sqrt(ss / (n - 1)) : 0;
-  const random = rng(seed);
-  const means = new Float64Array(resamples); // [resamples] bootstrap means
-  for (let r = 0; r < resamples; r++) {
+  const { lo, hi } = bootstrapInterval(n, (units) => {
     let s = 0;
-    for (let i = 0; i < n; i++) s += values[Math.floor(random() * n)];
-    means[r] = s / n;
-  }
-  means.sort();
-  const at = (q: number) => means[Math.min(resamples - 1, Math.max(0, Math.round(q * (resamples - 1))))];
-  return { n, mean, std, se: std / Math.sqrt(n), lo: at((1 - level) / 2), hi: at(1 - (1 - level) / 2), level };
+    for (let i = 0; i < n; i++) s += values[units[i]];
+    return s / n;
+  }, { level, resamples, seed });
+  return { n, mean, std, se: std / Math.sqrt(n), lo, hi, level };
 }
 
 export interface FormatOptions {

@@ -12,6 +12,8 @@ import { softmaxRow } from '../../runtime/grad';
 import type { Model } from '../../runtime/model';
 import { CounterFactRecord, rewritePrompt } from '../../data/counterfact';
 import { estimate, formatEstimate } from '../../stats';
+import { bootstrapInterval } from '../../stats/bootstrap';
+import { FactlensError } from '../../errors';
 
 export interface TargetScore {
   prompt: string;
@@ -113,6 +115,20 @@ export function scoresText(cases: CaseScores[]): string {
 }
 
 /** Average per case, then over cases, ×100 (ROME's summarize); S = harmonic mean of ES, PS, NS. */
+/** S with a 95 % bootstrap interval over records (S is a harmonic mean of means, so it has no per-record value). */
+export function scoreS(cases: CaseScores[]): { S: number; lo: number; hi: number; n: number } {
+  const { lo, hi } = bootstrapInterval(cases.length, (units) => summarize(Array.from(units, (i) => cases[i])).S);
+  return { S: summarize(cases).S, lo, hi, n: cases.length };
+}
+
+/** S(a) − S(b) over the same records (a[i], b[i] score record i two ways), with a paired 95 % bootstrap interval. */
+export function sDifference(a: CaseScores[], b: CaseScores[]): { diff: number; lo: number; hi: number; n: number } {
+  if (a.length !== b.length || a.some((c, i) => c.caseId !== b[i].caseId)) throw new FactlensError('sDifference: a and b must score the same records in the same order');
+  const S = (cs: CaseScores[], units: Int32Array) => summarize(Array.from(units, (i) => cs[i])).S;
+  const { lo, hi } = bootstrapInterval(a.length, (units) => S(a, units) - S(b, units));
+  return { diff: summarize(a).S - summarize(b).S, lo, hi, n: a.length };
+}
+
 export function summarize(cases: CaseScores[]): Summary {
   const avg = (k: keyof CaseScores) => 100 * mean(cases.map((c) => c[k] as number).filter((x) => !Number.isNaN(x)));
   const ES = avg('ES'), PS = avg('PS'), NS = avg('NS');

@@ -21,7 +21,7 @@ export { optimizeValue, optimizeValues, valueObjective } from './value';
 export type { ValueOptions, ValueStep, ValueResult, ValueObjective, ValueTarget, ValueRequest } from './value';
 export { rome, romeSequential, normalizeRequest, applyRankOne, deltaWeight, defaultLayer } from './edit';
 export type { EditRequest, EditResult, RomeOptions, EditDiagnostics } from './edit';
-export { scoreCase, summarize, scoresText, continuationScores, harmonicMean } from './counterfact-eval';
+export { scoreCase, summarize, scoresText, scoreS, sDifference, continuationScores, harmonicMean } from './counterfact-eval';
 export type { CaseScores, Summary, TargetScore } from './counterfact-eval';
 export { generationCheck, ngramEntropy, mentions } from './generation-checks';
 export type { GenerationCheck, GenerationOptions } from './generation-checks';
