@@ -86,7 +86,7 @@ function loadPatched(name, patches) {
 
 for (const [name, patches] of Object.entries(PATCHES)) loadPatched(name, patches);
 
-// Required (not run) by test/run-cells.cjs, which only wants the patched converter and executor.
+// Required (not run) by test/support/run-cells.cjs, which only wants the patched converter and executor.
 if (require.main === module) {
   // Before tslab's own listener (main() adds it), so the mark is set when tslab reacts.
   process.on('SIGINT', () => { interrupts++; });

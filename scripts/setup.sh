@@ -116,10 +116,10 @@ else
 fi
 
 step "Chromium (browser test)"
-if [ -x /usr/bin/chromium ]; then   # the path test/browser.test.ts launches
+if [ -x /usr/bin/chromium ]; then   # the path test/notebooks/browser.test.ts launches
   echo "present: /usr/bin/chromium"
 elif [ "${FACTLENS_SKIP_CHROMIUM:-}" = 1 ] || [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-  echo "skipped (not root, no apt-get, or FACTLENS_SKIP_CHROMIUM=1): test/browser.test.ts will skip or fail"
+  echo "skipped (not root, no apt-get, or FACTLENS_SKIP_CHROMIUM=1): test/notebooks/browser.test.ts will skip or fail"
 else
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null

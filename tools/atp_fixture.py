@@ -1,4 +1,4 @@
-"""AtP reference estimates from PyTorch autograd for test/attribution-torch.test.ts.
+"""AtP reference estimates from PyTorch autograd for test/unit/attribution-torch.test.ts.
 
 For the tiny fixtures (test/fixtures/tiny-{mamba,neox}), one clean/corrupted pair: the denoising estimate
 (a_clean - a_corrupt) . d log p(answer | last position) / d a on the corrupted run, per (layer, position), for

@@ -5,7 +5,7 @@ logits equal ours on the saved directory.
     npm run -s cli -- activations --model EDITED --ids 1,2,3,... > ours.json
     python tools/check_saved_checkpoint.py SOURCE EDITED ours.json 1,2,3,...
 
-`ours` is our forward on the saved directory, which test/save-checkpoint.test.ts shows is bit-identical
+`ours` is our forward on the saved directory, which test/integration/save-checkpoint.test.ts shows is bit-identical
 to the edited view as stored (Model.asStored). Prints one JSON line; exits 1 if a check fails.
 """
 import json

@@ -23,7 +23,7 @@ import { heatmap, lineChart, markdown, showFigure, showTable } from '../src/viz'
 
 const MAMBA_DIR = '../data/models/mamba-facts'; // or e.g. '/models/mamba-2.8b-hf'
 const NEOX_DIR = '../data/models/neox-facts'; // or e.g. '/models/pythia-2.8b-deduped'
-// test/quickstart.test.ts reruns this notebook with other prompts through FACTLENS_QUICKSTART ({"fact": ..., "other": ...}).
+// test/notebooks/quickstart.test.ts reruns this notebook with other prompts through FACTLENS_QUICKSTART ({"fact": ..., "other": ...}).
 const custom = process.env.FACTLENS_QUICKSTART ? JSON.parse(process.env.FACTLENS_QUICKSTART) : null;
 const FACT: { prompt: string; subject: string } = custom?.fact ?? { prompt: 'The capital city of France is', subject: 'France' };
 const OTHER: { prompt: string; subject: string } = custom?.other ?? { prompt: 'The capital city of Italy is', subject: 'Italy' };

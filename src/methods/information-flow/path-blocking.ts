@@ -28,7 +28,7 @@
  * Implementation: a hook on mixer.x remembers a (after any earlier hooks on it); a hook on
  * mixer.ssm_out builds one row a′ per (batch row, block), runs the layer's Conv+SSM slice on them
  * (runLayerSlice, zero initial state; causality makes the positions after t irrelevant) and writes
- * s′_t into (row, t) for each target t. test/information-flow-blocking.test.ts checks it against the
+ * s′_t into (row, t) for each target t. test/unit/information-flow-blocking.test.ts checks it against the
  * slow oracle in reference.ts.
  *
  * The slice starts from a zero state at position 0, so blocking needs whole sequences: it cannot be
