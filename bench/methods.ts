@@ -1,5 +1,5 @@
 /**
- * npx tsx bench/methods.ts [--models mamba-facts,neox-facts,mamba-130m,pythia-160m] [--methods causal-trace,lre-jacobian,knockout] [--json]
+ * npx tsx bench/methods.ts [--models mamba-facts,neox-facts,mamba-130m,pythia-160m] [--methods causal-trace,lre-jacobian,knockout,rome-edit] [--json]
  *
  * Method-level bench (issue #20): the experiment a researcher waits for, ours against the same work in
  * PyTorch + transformers (bench/torch_methods.py, hooks batched over cells) in one run on this machine.
@@ -10,7 +10,9 @@
  * on Mamba). Each side runs once to warm up and once timed; the results must agree (max |Δ|). The
  * causal-trace row also times ours with every cell over the whole prompt (suffix: false), so the
  * speed-up of resuming mid-prompt (Mamba's state, a transformer's keys/values) is measured in the
- * same run. Not yet here: a ROME edit (no PyTorch counterpart written for the bench).
+ * same run. rome-edit: one ROME edit at the paper's settings (21 context templates, ≤ 20 Adam steps) at
+ * the default site, with the key statistics C and the context templates computed beforehand and given
+ * to both sides (a researcher has them cached); the agreement is max |Δ| of w (ΔW = w uᵀ) and of u.
  * Appends `{ kind: 'method', method, model, ms, torchMs, maxAbsDiff }` rows to .cache/bench-last.json.
  */
 import fs from 'fs';
@@ -26,7 +28,7 @@ import { argmax, probOf } from '../src/runtime/logits';
 const args = process.argv.slice(2);
 const NAMES = arg('--models', 'mamba-facts,neox-facts,mamba-130m,pythia-160m').split(',');
 const JSON_OUT = args.includes('--json');
-const METHODS = ['causal-trace', 'lre-jacobian', 'knockout'] as const;
+const METHODS = ['causal-trace', 'lre-jacobian', 'knockout', 'rome-edit'] as const;
 const CHOSEN = arg('--methods', METHODS.join(',')).split(',').map((m) => {
   if (!(METHODS as readonly string[]).includes(m)) throw new Error(`--methods: unknown method ${JSON.stringify(m)} (known: ${METHODS.join(', ')})`);
   return m as (typeof METHODS)[number];
@@ -64,7 +66,7 @@ async function main(): Promise<void> {
     const dir = checkpointDir(spec, log);
     const model = await Model.load(dir);
     for (const method of CHOSEN) {
-      const row = await ({ 'causal-trace': causalTraceRow, 'lre-jacobian': lreJacobianRow, knockout: knockoutRow })[method](model, name, dir, torch);
+      const row = await ({ 'causal-trace': causalTraceRow, 'lre-jacobian': lreJacobianRow, knockout: knockoutRow, 'rome-edit': romeEditRow })[method](model, name, dir, torch);
       rows.push(row);
       log(`${name}: ${method} (${row.work}): ours ${row.ms.toFixed(0)} ms` +
         (row.torchMs !== null ? `, torch ${row.torchMs.toFixed(0)} ms, ratio ${(row.torchMs / row.ms).toFixed(2)}×, max |Δ| ${row.maxAbsDiff!.toExponential(1)}` : `, no torch (${row.note ?? torch.note})`) +
@@ -210,6 +212,64 @@ async function knockoutRow(model: Model, name: string, dir: string, torch: Torch
     work: `${means ? 'mean ablation of a' : 'attention knockout'}, ${sets.length} source sets × ${centres.length} centres, window ${window}, ${T} tokens`,
     ...('note' in side ? { note: side.note } : {}),
   };
+}
+
+/**
+ * One ROME edit (the first known CounterFact record; any record on random weights) at the default
+ * layer and matrix, paper settings. C (from `STATS_TOKENS` tokens) and the templates are made first, untimed.
+ */
+async function romeEditRow(model: Model, name: string, dir: string, torch: Torch): Promise<MethodRow> {
+  const romeNs = await import('../src/methods/rome');
+  const cf = await import('../src/data/counterfact');
+  if (!model.tokenizer) return { kind: 'method', method: 'rome-edit', model: name, ms: NaN, torchMs: null, maxAbsDiff: null, work: 'no tokenizer', note: 'needs a tokenizer (CounterFact prompts)' };
+  const record = dirOf(name) ? (await cf.knownRecords(model, cf.loadCounterFact(), { limit: 1 }))[0] : cf.loadCounterFact()[0];
+  const request = cf.editRequestOf(record);
+  const layer = romeNs.defaultLayer(model);
+  const site = romeNs.editSite(model, layer);
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'factlens-rome-edit-bench-'));
+  try {
+    const stats = await romeNs.secondMoment(model, site, { samples: STATS_TOKENS, maxLength: 256, cache: cacheDir, progress: false });
+    const templates = await romeNs.contextTemplates(model);
+    const { value: ours, ms } = await timed(() => romeNs.rome(model, request, { layer, stats, templates }));
+    const req = romeNs.normalizeRequest(model, request);
+    const lookupRows = (rows: Array<{ ids: number[]; last: number }>) => rows.map((r) => ({ ids: r.ids, lookup: r.last }));
+    const { rows, nRewrite } = romeNs.valueRows(model, req.template, req.subject, req.targetIds, templates, ['{} is a']);
+    const bare = romeNs.subjectTokens(model, req.template, req.subject);
+    const cFile = path.join(cacheDir, 'C.f32');
+    fs.writeFileSync(cFile, Buffer.from(stats.mom2.buffer, stats.mom2.byteOffset, stats.mom2.byteLength));
+    const job = {
+      module: site.weight.replace(/\.weight$/, ''), rows: site.rows, keyDim: site.keyDim, cFile,
+      keyRows: lookupRows(romeNs.contextRows(model, templates, req.template, req.subject)),
+      rewrite: rows.slice(0, nRewrite), kl: rows.slice(nRewrite), bare: { ids: bare.ids, lookup: bare.last }, targetIds: req.targetIds,
+      steps: 20, lr: 0.5, klFactor: 0.0625, weightDecay: 0.5, clampFactor: 3, stopLoss: 0.05, stopProb: 0.9, stopProbAfter: 12,
+    };
+    const side = await torchSide<{ u: number[]; w: number[]; vStar: number[]; steps: number }>(torch, 'rome-edit', dir, job);
+    let maxAbsDiff: number | null = null;
+    let note: string | undefined = 'note' in side ? side.note : undefined;
+    if ('out' in side) {
+      const rel = (a: ArrayLike<number>, b: number[]) => {
+        let d = 0, m = 0;
+        for (let i = 0; i < b.length; i++) (d = Math.max(d, Math.abs(a[i] - b[i]))), (m = Math.max(m, Math.abs(b[i])));
+        return d / m;
+      };
+      maxAbsDiff = Math.max(...ours.delta.w.map((x, i) => Math.abs(x - side.out.w[i])));
+      note = `relative max |Δ|: w ${rel(ours.delta.w, side.out.w).toExponential(1)}, u ${rel(ours.delta.u, side.out.u).toExponential(1)}, v* ${rel(ours.vStar, side.out.vStar).toExponential(1)}; Adam steps ours ${ours.diagnostics.trace.length}, torch ${side.out.steps}`;
+    }
+    return {
+      kind: 'method', method: 'rome-edit', model: name, ms, torchMs: 'ms' in side ? side.ms : null, maxAbsDiff,
+      work: `${site.matrix}@L${layer}, ${templates.length} templates, "${req.prompt}" → ${req.target.trim()}`, ...(note ? { note } : {}),
+    };
+  } finally {
+    fs.rmSync(cacheDir, { recursive: true, force: true });
+  }
+}
+
+/** Tokens behind the bench's key statistics C (untimed; enough for a well-conditioned C on these shapes). */
+const STATS_TOKENS = 5000;
+
+/** The demo models' directory (trained: edit a fact they know), or null for the random-weight shapes. */
+function dirOf(name: string): string | null {
+  return MODELS.find((m) => m.name === name)?.dir ?? null;
 }
 
 /** An 11-token pair for checkpoints without a tokenizer: the subject (tokens 1..3) swapped for other ids. */

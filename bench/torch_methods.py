@@ -17,6 +17,9 @@ function wrapped per layer. Mamba: the paper's mean ablation of a (the conv inpu
 the window's layers a := the given mean at the sources, every other non-final position clamped to its
 clean a, the last position free.
 
+ROME: one edit at the paper's settings (ROME's compute_u / compute_v, on the same context templates and the
+same C as ours, both given: statistics are cached in practice), with Adam on δ through a forward hook.
+
 LRE Jacobians: J_k = ∂(stream e at the last token)/∂(stream k at the subject's last token) for several k
 (stream k = the residual entering layer k), from one forward with the streams captured by pre-hooks and
 D cotangents pushed back at once with torch.autograd.grad(..., is_grads_batched=True).
@@ -26,8 +29,12 @@ D cotangents pushed back at once with torch.autograd.grad(..., is_grads_batched=
     python torch_methods.py knockout DIR < {"ids": [ids], "answer": id, "variants": [{"layers": [...], "positions": [...]}],
                                             "means": [[E] per layer] (Mamba) or null, "chunk": rows}
     python torch_methods.py lre-jacobian DIR < {"ids": [ids], "subjectLast": t, "ks": [k...], "e": e}
+    python torch_methods.py rome-edit DIR < {"module": name, "rows": [r0, r1], "keyDim": K, "cFile": raw float32 C [K,K],
+                                             "keyRows", "rewrite", "kl": [{"ids", "lookup"(, "predictFrom")}], "bare": {...},
+                                             "targetIds", "steps", "lr", "klFactor", "weightDecay", "clampFactor", "stopLoss", "stopProb", "stopProbAfter"}
 print one JSON line: {"torch", "transformers", "ms": [warm-up, timed], "p": {kind: [[p per centre] per position]}}
-or {..., "p": [p per variant]} (knockout) or {..., "J": {k: {"rows": sampled row indices, "values": those rows of J_k, "frobenius": ‖J_k‖_F}}}.
+or {..., "p": [p per variant]} (knockout) or {..., "J": {k: {"rows": sampled row indices, "values": those rows of J_k, "frobenius": ‖J_k‖_F}}}
+or {..., "u", "w", "vStar", "steps"} (rome-edit).
 """
 import json
 import sys
@@ -245,6 +252,101 @@ def lre_jacobians(model, job):
     return {str(k): {"rows": rows, "values": g[rows, 0, at].tolist(), "frobenius": g[:, 0, at].norm().item()} for k, g in zip(ks, grads)}
 
 
+def module_named(model, suffix):
+    """The one module whose dotted name ends with our weight name's module part (e.g. "layers.6.mixer.out_proj")."""
+    found = [m for name, m in model.named_modules() if name == suffix or name.endswith("." + suffix)]
+    if len(found) != 1:
+        raise SystemExit(f"rome-edit: {len(found)} modules named *{suffix}")
+    return found[0]
+
+
+def padded(rows):
+    """Right-padded ids [B, T] and attention mask of rows [{"ids": [...]}]."""
+    T = max(len(r["ids"]) for r in rows)
+    ids = torch.zeros(len(rows), T, dtype=torch.long)
+    mask = torch.zeros(len(rows), T, dtype=torch.long)
+    for b, r in enumerate(rows):
+        ids[b, : len(r["ids"])] = torch.tensor(r["ids"])
+        mask[b, : len(r["ids"])] = 1
+    return ids, mask
+
+
+def read_site(model, module, r0, r1, rows):
+    """The module's input (key) and output rows r0:r1 (value) at each row's lookup position."""
+    seen = {}
+    h_in = module.register_forward_pre_hook(lambda m, args: seen.__setitem__("k", args[0].detach()))
+    h_out = module.register_forward_hook(lambda m, args, out: seen.__setitem__("v", out.detach()))
+    ids, mask = padded(rows)
+    with torch.no_grad():
+        model(input_ids=ids, attention_mask=mask)
+    h_in.remove()
+    h_out.remove()
+    at = torch.arange(len(rows)), torch.tensor([r["lookup"] for r in rows])
+    return seen["k"][at], seen["v"][at][:, r0:r1]
+
+
+def rome_edit(model, job):
+    """One ROME edit as ROME's compute_u / compute_v do it: k̄ over the context rows, u = C⁻¹k̄/‖C⁻¹k̄‖,
+    δ by Adam on nll + kl_factor·KL(now‖init) + weight_decay·‖δ‖/‖v_init‖² (clamped to clamp·‖v_init‖),
+    w = (v* − v_cur)/(uᵀk_cur) at the bare prompt; returns u, w and v*."""
+    model.requires_grad_(False)  # only δ is optimised
+    module = module_named(model, job["module"])
+    r0, r1 = job["rows"]
+    K = job["keyDim"]
+    C = torch.frombuffer(bytearray(open(job["cFile"], "rb").read()), dtype=torch.float32).reshape(K, K).double()
+    keys, _ = read_site(model, module, r0, r1, job["keyRows"])
+    k_bar = keys.double().mean(0)
+    c_inv_k = torch.linalg.solve(C, k_bar)
+    u = (c_inv_k / c_inv_k.norm()).float()
+    rewrite, kl_rows, target = job["rewrite"], job["kl"], job["targetIds"]
+    rows = rewrite + kl_rows
+    ids, mask = padded(rows)
+    lookups = torch.tensor([r["lookup"] for r in rows])
+    delta = torch.zeros(r1 - r0, requires_grad=True)
+    state = {"v_init": None}
+
+    def add_delta(m, args, out):
+        if state["v_init"] is None:
+            state["v_init"] = out[0, lookups[0], r0:r1].detach().clone()  # the bare prompt "{}"
+        out = out.clone()
+        out[torch.arange(len(rows)), lookups, r0:r1] += delta
+        return out
+
+    hook = module.register_forward_hook(add_delta)
+    opt = torch.optim.Adam([delta], lr=job["lr"])
+    kl_init = None
+    nr = len(rewrite)
+    tgt = torch.tensor(target)
+    for step in range(job["steps"]):
+        opt.zero_grad()
+        logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits, -1)  # [B, T, V]
+        pos = torch.tensor([[r["predictFrom"] + m for m in range(len(target))] for r in rewrite])  # [nr, M]
+        nll_each = -logp[torch.arange(nr)[:, None], pos, tgt[None, :]].mean(1)  # [nr]
+        kl_logp = logp[torch.arange(nr, len(rows)), lookups[nr:]]  # [nKl, V]
+        if kl_init is None:
+            kl_init = kl_logp.detach().clone()
+        kl = job["klFactor"] * F.kl_div(kl_init, kl_logp, log_target=True, reduction="batchmean")
+        decay = job["weightDecay"] * delta.norm() / state["v_init"].norm() ** 2
+        loss = nll_each.mean() + kl + decay
+        prob = torch.exp(-nll_each).mean().item()
+        if loss.item() < job["stopLoss"] or step == job["steps"] - 1 or (step > job["stopProbAfter"] and prob > job["stopProb"]):
+            break
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            max_norm = job["clampFactor"] * state["v_init"].norm()
+            if delta.norm() > max_norm:
+                delta.mul_(max_norm / delta.norm())
+    hook.remove()
+    v_star = state["v_init"] + delta.detach()
+    k_cur, v_cur = read_site(model, module, r0, r1, [job["bare"]])
+    w = (v_star - v_cur[0]) / (u @ k_cur[0])
+    with torch.no_grad():
+        edited = module.weight.detach().clone()  # the edited matrix, the model untouched (as our edited view)
+        edited[r0:r1] += torch.outer(w, u)
+    return {"u": u.tolist(), "w": w.tolist(), "vStar": v_star.tolist(), "steps": step + 1}
+
+
 def main() -> None:
     method, directory = sys.argv[1], sys.argv[2]
     job = json.load(sys.stdin)
@@ -267,6 +369,11 @@ def main() -> None:
                 t0 = time.perf_counter()
                 result = {"p": knockout(model, job)}
                 ms.append((time.perf_counter() - t0) * 1000)
+    elif method == "rome-edit":
+        for _ in range(2):
+            t0 = time.perf_counter()
+            result = rome_edit(model, job)
+            ms.append((time.perf_counter() - t0) * 1000)
     elif method == "lre-jacobian":
         for _ in range(2):
             t0 = time.perf_counter()

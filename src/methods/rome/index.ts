@@ -17,7 +17,7 @@ export { cacheRoot, keyFingerprint, statsPath } from './stats-cache';
 export { cholesky, choleskySolve } from './linalg';
 export { computeKey, readSite, readHooks, contextRows, meanVector } from './key';
 export type { LookupRow } from './key';
-export { optimizeValue, optimizeValues, valueObjective } from './value';
+export { optimizeValue, optimizeValues, valueObjective, valueRows } from './value';
 export type { ValueOptions, ValueStep, ValueResult, ValueObjective, ValueTarget, ValueRequest } from './value';
 export { rome, romeSequential, normalizeRequest, applyRankOne, deltaWeight, defaultLayer } from './edit';
 export type { EditRequest, EditResult, RomeOptions, EditDiagnostics } from './edit';
