@@ -22,7 +22,7 @@ const KERNEL = path.join(ROOT, '.jupyter', 'data', 'kernels', 'tslab', 'kernel.j
 const NOTEBOOK = '00-quickstart.ipynb';
 // A second notebook for the quickstart's kernel; its imports are relative to notebooks/, the kernel's folder.
 const SECOND = 'out/test/second-notebook.ipynb';
-const SECOND_SOURCE = "// %%\nimport { lineChart, showFigure } from '../../src/viz';\nshowFigure(lineChart([{ name: 'y', x: [0, 1], y: [1, 3] }], { title: 'second notebook' }));\n";
+const SECOND_SOURCE = "// %%\nimport { lineChart, showFigure } from '../src/viz';\nshowFigure(lineChart([{ name: 'y', x: [0, 1], y: [1, 3] }], { title: 'second notebook' }));\n";
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 function missingPieces(): string[] {
@@ -160,7 +160,7 @@ async function openNotebook(page: Page, url: string, kernelReady: () => Promise<
 }
 
 describe('JupyterLab in Chromium', () => {
-  itBrowser('runs the quickstart, shows charts after a reload, in a second notebook and after a kernel restart', async () => {
+  itBrowser('runs the quickstart, shows charts after a reload, takes a changed prompt, and shows charts in a second notebook and after a kernel restart', async () => {
     if (missing.length) throw new Error(`browser test needs ${missing.join(', ')}: run 'bash scripts/setup.sh' as root`);
     fs.mkdirSync(OUT, { recursive: true });
     // Autosave off: running cells must not write outputs into the committed notebook. Windowing off:
@@ -209,6 +209,20 @@ describe('JupyterLab in Chromium', () => {
       await page.keyboard.press('Shift+Enter');
       seen.afterReload = await waitForChart(page);
 
+      // Change a prompt and re-run (what a researcher does all day): the FACT cell gets a new prompt, then the
+      // next-token cell below it is re-run; its table must be about the new prompt.
+      const factCell = page.locator('.jp-CodeCell', { hasText: 'const FACT:' });
+      await factCell.locator('.cm-content').click();
+      await page.keyboard.press('Control+End');
+      await page.keyboard.type("\nFACT.prompt = 'The capital city of Germany is';\nFACT.subject = 'Germany';");
+      await page.keyboard.press('Shift+Enter');
+      await page.locator('.jp-CodeCell', { hasText: 'const next = topK(' }).locator('.cm-content').click();
+      await page.keyboard.press('Shift+Enter');
+      const changed = page.locator('.jp-OutputArea-output', { hasText: 'next token after "The capital city of Germany is"' });
+      await changed.first().waitFor({ timeout: 60_000 });
+      seen.changedPrompt = await changed.count();
+      expect(await page.evaluate(RUN_STATUS_JS)).not.toMatch(/^error/);
+
       // A second notebook on the quickstart's kernel.
       const sessions = (await api(url, 'sessions')) as Array<{ path: string; kernel: { id: string } }>;
       const kernelId = sessions.find((x) => x.path.endsWith(NOTEBOOK))!.kernel.id;
@@ -237,6 +251,7 @@ describe('JupyterLab in Chromium', () => {
     expect(savedUnchanged).toBe(before);
     expect(status).toBe('done');
     expect(seen.runAll).toBeGreaterThanOrEqual(1);
+    expect(seen.changedPrompt).toBeGreaterThanOrEqual(1);
     expect(seen.tables).toBeGreaterThanOrEqual(1);
     expect(seen.afterReload).toBe(1);
     expect(seen.secondNotebook).toBe(1);

@@ -24,8 +24,8 @@ describe('Kernel → Interrupt', () => {
   it('stops a running library loop with one line, frees the CPU, and the next cell runs clean', async () => {
     kernel = await KernelClient.start(path.join(ROOT, 'notebooks'));
     const setup = await kernel.execute([
-      "import { Model, knownFacts, loadRelations } from '../../src';",
-      "import { progress } from '../../src/viz';",
+      "import { Model, knownFacts, loadRelations } from '../src';",
+      "import { progress } from '../src/viz';",
       "const model = await Model.load('../data/models/mamba-facts');",
       "const relations = loadRelations();",
     ].join('\n')).reply;
@@ -71,7 +71,7 @@ describe('Kernel → Interrupt', () => {
 
   it('a progress bar updates the cell that opened it, not the cell running when it ticks', async () => {
     kernel ??= await KernelClient.start(path.join(ROOT, 'notebooks'));
-    const open = await kernel.execute("import { progress as bar } from '../../src/viz';\nconst late = bar(2, 'bar of cell A');").reply;
+    const open = await kernel.execute("import { progress as bar } from '../src/viz';\nconst late = bar(2, 'bar of cell A');").reply;
     const tick = await kernel.execute("late.tick(); late.done();\nconsole.log('cell B ran');").reply;
     await sleep(500);
     const inB = text(kernel.outputsOf(tick.parent_header.msg_id!));

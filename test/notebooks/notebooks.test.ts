@@ -61,7 +61,7 @@ describe('npm run notebooks', () => {
     const typeError = write('type-error', "// %%\nconst ok = 1;\n// %%\nconst n: number = 'seven';\n");
     const throws = write('throws', "// %%\nconsole.log('fine');\n// %%\nJSON.parse('{');\n");
     const library = write('library-error', [
-      '// %%', "import { FactlensError } from '../../../../../src/errors';",
+      '// %%', "import { FactlensError } from '../../../../src/errors';",
       '// %%', "throw new FactlensError('no model at /nowhere');",
     ].join('\n'));
     const r = runNotebooks([typeError, throws, library], path.join(OUT, 'probes-run'));
