@@ -20,7 +20,7 @@
 import type { Model } from '../../runtime/model';
 import type { HookFn } from '../../runtime/forward';
 import type { ActivationCache } from '../../runtime/cache';
-import { carryAt, carryCacheNames, EngineRow, RowOffset, runRows } from '../../runtime/row-engine';
+import { carryAt, carryCacheNames, EngineRow, RowPass, runRows } from '../../runtime/row-engine';
 import { Tensor } from '../../runtime/tensor';
 import { KindInfo, restoredLayers } from './kinds';
 
@@ -86,32 +86,42 @@ export async function cleanRuns(model: Model, rows: number[][], locals: string[]
   };
 }
 
+/** A cell of one kind at one layer: the restored layer (residual) or the window centre. */
+export interface KindCell extends Cell {
+  layer: number;
+}
+
+type CellRow = EngineRow & { cell: KindCell; patched: number[] };
+
 /**
- * Runs the cells of one (kind, layer) group on the row engine and calls `metric` with each cell's
- * next-token logits at the last token. `layer` is the restored layer (residual) or the window centre.
+ * Runs the cells of one kind (any layers) on the row engine and calls `metric` with each cell's
+ * next-token logits at the last token. Cells of different layers share passes: each pass restores
+ * each of its rows at that row's layers, in one hook per hook point.
  */
-export async function runGroup(
-  model: Model, kind: KindInfo, layer: number, window: number, cells: Cell[], runs: BaseRun[], clean: CleanStates[],
-  metric: (cell: Cell, logits: Float32Array) => void, opts: RunnerOptions = {},
+export async function runKind(
+  model: Model, kind: KindInfo, window: number, cells: KindCell[], runs: BaseRun[], clean: CleanStates[],
+  metric: (cell: KindCell, logits: Float32Array) => void, opts: RunnerOptions = {},
 ): Promise<void> {
   const D = model.config.dModel;
-  const patched = restoredLayers(kind, layer, window, model.nLayers);
-  const start = kind.windowed ? patched[0] : layer + 1;
-  const rows = cells.map((cell): EngineRow & { cell: Cell } => {
+  const rows = cells.map((cell): CellRow => {
     const base = runs[cell.run];
+    const patched = restoredLayers(kind, cell.layer, window, model.nLayers);
+    // The residual kind starts at layer + 1 from the corrupted residual with the cell's token clean (no
+    // hook); a pass that starts lower restores it with the hook below instead.
+    const start = kind.windowed ? patched[0] : cell.layer + 1;
     return {
       cell,
+      patched,
       ids: base.ids,
       startLayer: start,
       startPosition: opts.suffix !== false ? cell.pos : 0,
-      // The residual kind: layer + 1 starts from the corrupted residual with the cell's token clean.
-      resid: kind.windowed ? base.resid : (l) => withToken(base.resid(l), clean[cell.clean]('resid_post', layer), cell.pos, D),
+      resid: kind.windowed ? base.resid : (l) => (l === start ? withToken(base.resid(l), clean[cell.clean]('resid_post', cell.layer), cell.pos, D) : base.resid(l)),
       carry: (l, p) => carryAt(model, base.cache, l, p, base.row),
     };
   });
   let reported = 0;
   await runRows(model, rows, {
-    hooks: kind.windowed ? (pass) => patched.map((l): [string, HookFn] => [`layers.${l}.${kind.local}`, restoreHook(pass.rows.map((r) => r.cell), pass.at, clean, kind.local, l)]) : undefined,
+    hooks: (pass) => restoreHooks(pass, kind.local, clean),
     read: (r, _i, logits) => metric(r.cell, logits),
     batchSize: opts.batchSize,
     bucket: opts.bucket ?? 4,
@@ -123,20 +133,25 @@ export async function runGroup(
   });
 }
 
+/** One hook per restored layer of the pass: sets each row's token to the clean state of `local` there, for the rows that restore that layer. */
+function restoreHooks(pass: RowPass<CellRow>, local: string, clean: CleanStates[]): Array<[string, HookFn]> {
+  const rowsAt = new Map<number, number[]>(); // layer → pass rows restored there
+  pass.rows.forEach((r, b) => r.patched.forEach((l) => rowsAt.set(l, [...(rowsAt.get(l) ?? []), b])));
+  return [...rowsAt].map(([l, bs]): [string, HookFn] => [`layers.${l}.${local}`, (act) => {
+    const out = act.clone(); // [B,T,X]
+    const T = act.shape[1];
+    const X = act.stride(1);
+    for (const b of bs) {
+      const { cell } = pass.rows[b];
+      out.data.set(clean[cell.clean](local, l).subarray(cell.pos * X, (cell.pos + 1) * X), (b * T + cell.pos - pass.at[b].offset) * X);
+    }
+    return out;
+  }]);
+}
+
 /** A copy of a [T·D] residual with token `pos` set to `vec` [D]. */
 function withToken(resid: Float32Array, states: Float32Array, pos: number, D: number): Float32Array {
   const out = resid.slice(); // [T·D]
   out.set(states.subarray(pos * D, (pos + 1) * D), pos * D);
   return out;
-}
-
-/** Sets each row's restored token to the clean state of `local` at layer `l`. */
-function restoreHook(chunk: Cell[], at: RowOffset[], clean: CleanStates[], local: string, l: number): HookFn {
-  return (act) => {
-    const out = act.clone(); // [B,T,X]
-    const T = act.shape[1];
-    const X = act.stride(1);
-    chunk.forEach((c, b) => out.data.set(clean[c.clean](local, l).subarray(c.pos * X, (c.pos + 1) * X), (b * T + c.pos - at[b].offset) * X));
-    return out;
-  };
 }

@@ -10,7 +10,7 @@ import type { Model } from '../../runtime/model';
 import { ActivationCache } from '../../runtime/cache';
 import { interventionHooks, InterventionSpec } from '../../runtime/interventions';
 import type { Row } from '../../runtime/sweep';
-import { BaseRun, baseRuns, Cell, cleanRuns, runGroup } from './runner';
+import { BaseRun, baseRuns, cleanRuns, KindCell, runKind } from './runner';
 import { Corruption, CorruptedRun } from './corruption';
 import { DEFAULT_MIN_GAP, EffectStatus, effectStatus, normalizeGrid } from './effects';
 import { argmax, probOf } from '../../runtime/logits';
@@ -116,13 +116,12 @@ export async function traceMany(model: Model, corruptions: Corruption[], opts: T
     // p sums per corruption, kind, position, layer
     const sums = cs.map((c) => kinds.map(() => positionsOf(c).map(() => new Float64Array(layers.length))));
     for (const [ki, k] of kinds.entries()) {
-      for (const [li, layer] of layers.entries()) {
-        const cells: Cell[] = [];
-        runOf.forEach((ci, r) => positionsOf(cs[ci]).forEach((pos, pi) => cells.push({ run: r, clean: ci, pos, out: pi })));
-        await runGroup(model, k, layer, window, cells, base.runs, clean.states, (cell, logits) => {
-          sums[cell.clean][ki][cell.out][li] += probOf(logits, answers[cell.clean]) / cs[cell.clean].runs.length;
-        }, { batchSize: opts.batchSize, suffix: opts.suffix, bucket: opts.bucket, onBatch: (n) => opts.onProgress?.((done += n), total), signal: opts.signal });
-      }
+      const cells: KindCell[] = []; // out: the position's index; layer index li = layers.indexOf(layer)
+      layers.forEach((layer) => runOf.forEach((ci, r) => positionsOf(cs[ci]).forEach((pos, pi) => cells.push({ run: r, clean: ci, pos, out: pi, layer }))));
+      const layerIndex = new Map(layers.map((l, li) => [l, li]));
+      await runKind(model, k, window, cells, base.runs, clean.states, (cell, logits) => {
+        sums[cell.clean][ki][cell.out][layerIndex.get(cell.layer)!] += probOf(logits, answers[cell.clean]) / cs[cell.clean].runs.length;
+      }, { batchSize: opts.batchSize, suffix: opts.suffix, bucket: opts.bucket, onBatch: (n) => opts.onProgress?.((done += n), total), signal: opts.signal });
     }
     cs.forEach((c, ci) => {
       const answer = model.tokenizer ? model.tokenStrings([answers[ci]])[0] : `<|id ${answers[ci]}|>`; // fixtures have no tokenizer
