@@ -152,13 +152,22 @@ export function passCost(L: number, layer0: number, rows: number, tokens: number
 }
 
 /**
- * Group runs into forward passes. A pass computes layers from its lowest start layer and tokens
- * from its earliest start position for every row, so its cost is (L − layer0) × (overhead +
- * rows × tokens). Runs are ordered by (start position, start layer) and cut into contiguous passes
- * of at most `bs` rows that minimise the total cost (dynamic programming over the cut points).
+ * Group runs into forward passes. A pass computes layers from its lowest start layer for every
+ * row, and as many tokens as its longest run from its start position, so its cost is
+ * (L − layer0) × (overhead + rows × tokens). Runs are put in an order and cut into contiguous passes of at most `bs` rows that
+ * minimise the total cost (dynamic programming over the cut points). Two orders are tried, by
+ * (start position, start layer) and by (start layer, start position), and the cheaper cover is
+ * kept: runs that differ in both (a grid of layers × positions) pack well in only one of them.
  */
 export function chunkRuns(L: number, starts: number[], positions: number[], lengths: number[], bs: number): number[][] {
-  const order = [...starts.keys()].sort((a, b) => positions[a] - positions[b] || starts[a] - starts[b]);
+  const byPosition = [...starts.keys()].sort((a, b) => positions[a] - positions[b] || starts[a] - starts[b]);
+  const byLayer = [...starts.keys()].sort((a, b) => starts[a] - starts[b] || positions[a] - positions[b]);
+  const [p, l] = [byPosition, byLayer].map((order) => bestCover(L, order, starts, positions, lengths, bs));
+  return p.cost <= l.cost ? p.chunks : l.chunks;
+}
+
+/** The cheapest cut of `order` into contiguous passes of at most `bs` runs, and its cost. */
+function bestCover(L: number, order: number[], starts: number[], positions: number[], lengths: number[], bs: number): { chunks: number[][]; cost: number } {
   const n = order.length;
   const best = new Float64Array(n + 1).fill(Infinity); // best[i]: cheapest cover of order[0..i)
   const cut = new Int32Array(n + 1); // cut[i]: where the last pass of that cover starts
@@ -169,7 +178,7 @@ export function chunkRuns(L: number, starts: number[], positions: number[], leng
     for (let j = i - 1; j >= Math.max(0, i - bs); j--) {
       const r = order[j];
       layer0 = Math.min(layer0, starts[r]);
-      tMax = Math.max(tMax, lengths[r] - positions[r]);
+      tMax = Math.max(tMax, lengths[r] - positions[r]); // each row runs from its own position
       const cost = best[j] + passCost(L, layer0, i - j, tMax);
       if (cost < best[i]) {
         best[i] = cost;
@@ -179,7 +188,7 @@ export function chunkRuns(L: number, starts: number[], positions: number[], leng
   }
   const chunks: number[][] = [];
   for (let i = n; i > 0; i = cut[i]) chunks.unshift(order.slice(cut[i], i));
-  return chunks;
+  return { chunks, cost: best[n] };
 }
 
 /**

@@ -141,7 +141,7 @@ describe('chunkRuns: packing runs into passes', () => {
   const costOf = (chunks: number[][], L: number, starts: number[], positions: number[], lengths: number[]) =>
     chunks.reduce((sum, c) => sum + passCost(L, Math.min(...c.map((i) => starts[i])), c.length, Math.max(...c.map((i) => lengths[i] - positions[i]))), 0);
 
-  it('covers every run once, respects the batch size, and is as cheap as the best contiguous split (brute force)', () => {
+  it('covers every run once, respects the batch size, and is as cheap as the best contiguous split of either order (brute force)', () => {
     let seed = 7;
     const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
     for (let trial = 0; trial < 30; trial++) {
@@ -154,13 +154,19 @@ describe('chunkRuns: packing runs into passes', () => {
       const chunks = chunkRuns(L, starts, positions, lengths, bs);
       expect(chunks.flat().sort((a, b) => a - b)).toEqual([...Array(n).keys()]);
       expect(Math.max(...chunks.map((c) => c.length))).toBeLessThanOrEqual(bs);
-      // Every split of the same (position, start layer) order into passes of ≤ bs runs.
-      const order = chunks.flat();
+      // Every split into passes of ≤ bs runs of either order: (position, start layer) and (start layer, position).
+      const keys = [...Array(n).keys()];
+      const orders = [
+        [...keys].sort((a, b) => positions[a] - positions[b] || starts[a] - starts[b]),
+        [...keys].sort((a, b) => starts[a] - starts[b] || positions[a] - positions[b]),
+      ];
       let bestBrute = Infinity;
-      for (let mask = 0; mask < 2 ** (n - 1); mask++) {
-        const split: number[][] = [[order[0]]];
-        for (let k = 1; k < n; k++) (mask >> (k - 1)) & 1 ? split.push([order[k]]) : split[split.length - 1].push(order[k]);
-        if (split.every((c) => c.length <= bs)) bestBrute = Math.min(bestBrute, costOf(split, L, starts, positions, lengths));
+      for (const order of orders) {
+        for (let mask = 0; mask < 2 ** (n - 1); mask++) {
+          const split: number[][] = [[order[0]]];
+          for (let k = 1; k < n; k++) (mask >> (k - 1)) & 1 ? split.push([order[k]]) : split[split.length - 1].push(order[k]);
+          if (split.every((c) => c.length <= bs)) bestBrute = Math.min(bestBrute, costOf(split, L, starts, positions, lengths));
+        }
       }
       expect(costOf(chunks, L, starts, positions, lengths)).toBeCloseTo(bestBrute, 6);
     }
