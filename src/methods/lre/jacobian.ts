@@ -7,9 +7,9 @@
  * Reverse mode with the library's gradient tape: the prompt is replicated
  * once per output coordinate (`chunk` rows per pass), each row seeded with a
  * unit cotangent on z, and one backward pass returns `chunk` rows of J. Runs
- * resume at stream k (and for Mamba at the subject's last token, see
- * encode.ts), so a Jacobian costs D/chunk passes over the last few tokens of
- * the layers between h and z.
+ * resume at stream k and at the subject's last token (encode.ts), so a
+ * Jacobian costs D/chunk passes over the last few tokens of the layers
+ * between h and z.
  */
 import { FactlensError } from '../../errors';
 import type { Model } from '../../runtime/model';
@@ -72,9 +72,9 @@ export async function streamJacobians(model: Model, prompt: EncodedPrompt, ks: n
   return out;
 }
 
-/** Rows per backward pass: all D for Mamba (the tail is a few tokens), fewer for full-length GPT-NeoX runs. */
+/** Rows per backward pass: all D where runs resume at the subject (Mamba-1, transformers: a few tokens), fewer for Mamba-2's full-length runs. */
 function defaultChunk(model: Model): number {
-  return model.arch === 'mamba' ? model.config.dModel : 64;
+  return model.arch === 'mamba' || !model.recurrent ? model.config.dModel : 64;
 }
 
 /** ∂(stream e at the last token)/∂(stream k at the subject's last token), [D,D] row-major. */
