@@ -95,11 +95,12 @@ export async function runRows<R extends EngineRow>(model: Model, rows: R[], opts
   const lengths = rows.map((r) => r.ids.length);
   const bs = opts.batchSize ?? autoBatchSize(model, Math.max(...lengths.map((n, i) => n - positions[i])));
   let done = 0;
-  for (const index of chunkRuns(L, starts, positions, lengths, bs)) {
+  const bucket = opts.bucket ?? 1;
+  for (const index of chunkRuns(L, starts, positions, lengths, bs, bucket)) {
     const pass = index.map((i) => rows[i]);
     const offs = index.map((i) => positions[i]);
     const layer0 = Math.min(...index.map((i) => starts[i]));
-    const batch = bucketed(makeBatch(pass.map((r, b) => r.ids.slice(offs[b])), model.config.vocabSize, model.padId), opts.bucket ?? 1);
+    const batch = bucketed(makeBatch(pass.map((r, b) => r.ids.slice(offs[b])), model.config.vocabSize, model.padId), bucket);
     const { B, T } = batch;
     let startAt: { layer: number; resid: Tensor } | undefined;
     if (layer0 > 0 || offs.some((o) => o > 0)) {
@@ -155,19 +156,21 @@ export function passCost(L: number, layer0: number, rows: number, tokens: number
  * Group runs into forward passes. A pass computes layers from its lowest start layer for every
  * row, and as many tokens as its longest run from its start position, so its cost is
  * (L − layer0) × (overhead + rows × tokens). Runs are put in an order and cut into contiguous passes of at most `bs` rows that
- * minimise the total cost (dynamic programming over the cut points). Two orders are tried, by
- * (start position, start layer) and by (start layer, start position), and the cheaper cover is
- * kept: runs that differ in both (a grid of layers × positions) pack well in only one of them.
+ * minimise the total cost (dynamic programming over the cut points). Since each row runs from its
+ * own position, what matters is its token count (length − position), not the position: two orders
+ * are tried, by (tokens, start layer) and by (start layer, tokens), and the cheaper cover is kept
+ * (runs that differ in both, a grid of layers × positions, pack well in only one of them).
  */
-export function chunkRuns(L: number, starts: number[], positions: number[], lengths: number[], bs: number): number[][] {
-  const byPosition = [...starts.keys()].sort((a, b) => positions[a] - positions[b] || starts[a] - starts[b]);
-  const byLayer = [...starts.keys()].sort((a, b) => starts[a] - starts[b] || positions[a] - positions[b]);
-  const [p, l] = [byPosition, byLayer].map((order) => bestCover(L, order, starts, positions, lengths, bs));
-  return p.cost <= l.cost ? p.chunks : l.chunks;
+export function chunkRuns(L: number, starts: number[], positions: number[], lengths: number[], bs: number, bucket = 1): number[][] {
+  const tokens = starts.map((_, i) => lengths[i] - positions[i]); // what a run computes: rows resume at their own positions
+  const byTokens = [...starts.keys()].sort((a, b) => tokens[a] - tokens[b] || starts[a] - starts[b]);
+  const byLayer = [...starts.keys()].sort((a, b) => starts[a] - starts[b] || tokens[a] - tokens[b]);
+  const [t, l] = [byTokens, byLayer].map((order) => bestCover(L, order, starts, positions, lengths, bs, bucket));
+  return t.cost <= l.cost ? t.chunks : l.chunks;
 }
 
 /** The cheapest cut of `order` into contiguous passes of at most `bs` runs, and its cost. */
-function bestCover(L: number, order: number[], starts: number[], positions: number[], lengths: number[], bs: number): { chunks: number[][]; cost: number } {
+function bestCover(L: number, order: number[], starts: number[], positions: number[], lengths: number[], bs: number, bucket: number): { chunks: number[][]; cost: number } {
   const n = order.length;
   const best = new Float64Array(n + 1).fill(Infinity); // best[i]: cheapest cover of order[0..i)
   const cut = new Int32Array(n + 1); // cut[i]: where the last pass of that cover starts
@@ -179,7 +182,7 @@ function bestCover(L: number, order: number[], starts: number[], positions: numb
       const r = order[j];
       layer0 = Math.min(layer0, starts[r]);
       tMax = Math.max(tMax, lengths[r] - positions[r]); // each row runs from its own position
-      const cost = best[j] + passCost(L, layer0, i - j, tMax);
+      const cost = best[j] + passCost(L, layer0, i - j, Math.ceil(tMax / bucket) * bucket); // the pass is padded to the bucket
       if (cost < best[i]) {
         best[i] = cost;
         cut[i] = j;

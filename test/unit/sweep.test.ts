@@ -154,11 +154,12 @@ describe('chunkRuns: packing runs into passes', () => {
       const chunks = chunkRuns(L, starts, positions, lengths, bs);
       expect(chunks.flat().sort((a, b) => a - b)).toEqual([...Array(n).keys()]);
       expect(Math.max(...chunks.map((c) => c.length))).toBeLessThanOrEqual(bs);
-      // Every split into passes of ≤ bs runs of either order: (position, start layer) and (start layer, position).
+      // Every split into passes of ≤ bs runs of either order: (tokens, start layer) and (start layer, tokens).
       const keys = [...Array(n).keys()];
+      const tokens = keys.map((i) => lengths[i] - positions[i]);
       const orders = [
-        [...keys].sort((a, b) => positions[a] - positions[b] || starts[a] - starts[b]),
-        [...keys].sort((a, b) => starts[a] - starts[b] || positions[a] - positions[b]),
+        [...keys].sort((a, b) => tokens[a] - tokens[b] || starts[a] - starts[b]),
+        [...keys].sort((a, b) => starts[a] - starts[b] || tokens[a] - tokens[b]),
       ];
       let bestBrute = Infinity;
       for (const order of orders) {
