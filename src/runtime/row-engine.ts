@@ -136,7 +136,7 @@ function emptyCarry(model: Model): Carry {
     const { dInner: E, dState: N, convKernel: K, convWidth } = ssmLayout(c)!;
     return { conv: Tensor.zeros([1, K - 1, convWidth]), ssm: Tensor.zeros([1, E, N]) };
   }
-  const none = new Tensor(new Float32Array(0), [1, c.arch === 'gpt_neox' ? c.nHead : c.nKvHeads, 0, c.headDim]); // [1,Hkv,0,Dh]
+  const none = new Tensor(new Float32Array(0), [1, model.headsAt('attn.k'), 0, c.headDim]); // [1,Hkv,0,Dh]
   return { k: none, v: none };
 }
 

@@ -136,7 +136,7 @@ export async function runKind(
 /** One hook per restored layer of the pass: sets each row's token to the clean state of `local` there, for the rows that restore that layer. */
 function restoreHooks(pass: RowPass<CellRow>, local: string, clean: CleanStates[]): Array<[string, HookFn]> {
   const rowsAt = new Map<number, number[]>(); // layer → pass rows restored there
-  pass.rows.forEach((r, b) => r.patched.forEach((l) => rowsAt.set(l, [...(rowsAt.get(l) ?? []), b])));
+  pass.rows.forEach((r, b) => r.patched.forEach((l) => (rowsAt.get(l) ?? rowsAt.set(l, []).get(l)!).push(b)));
   return [...rowsAt].map(([l, bs]): [string, HookFn] => [`layers.${l}.${local}`, (act) => {
     const out = act.clone(); // [B,T,X]
     const T = act.shape[1];
@@ -149,7 +149,7 @@ function restoreHooks(pass: RowPass<CellRow>, local: string, clean: CleanStates[
   }]);
 }
 
-/** A copy of a [T·D] residual with token `pos` set to `vec` [D]. */
+/** A copy of a [T·D] residual with token `pos` taken from `states` [T·D] (the clean run's residual there). */
 function withToken(resid: Float32Array, states: Float32Array, pos: number, D: number): Float32Array {
   const out = resid.slice(); // [T·D]
   out.set(states.subarray(pos * D, (pos + 1) * D), pos * D);
